@@ -1,0 +1,87 @@
+/* Loading a GGUF model and running it: the engine's public API. */
+#ifndef NSTACK_MODEL_H
+#define NSTACK_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ns_model ns_model;
+typedef struct ns_context ns_context;
+
+typedef enum { NS_ARCH_LLAMA, NS_ARCH_QWEN2, NS_ARCH_PHI3 } ns_arch;
+
+typedef struct {
+    ns_arch arch;
+    int n_vocab;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int head_dim;
+    int n_ff;
+    int n_ctx_train;
+    int n_rot;             /* rotated dims per head */
+    bool rope_neox;        /* rotate (i, i + n_rot/2) instead of (2i, 2i+1) */
+    float rope_base;
+    float rope_freq_scale; /* 1/factor of linear scaling */
+    float rope_attn_factor;/* multiplies cos/sin (LongRoPE's magnitude scaling) */
+    int n_ctx_orig;        /* context the rope factors' "short" set is for */
+    int n_swa;             /* sliding window; 0 = none */
+    float rms_eps;
+} ns_hparams;
+
+/* Maps and validates path. The vocabulary is loaded when the file's
+ * tokenizer is supported; otherwise ns_model_vocab() is NULL and
+ * ns_model_vocab_error() says why. */
+ns_model *ns_model_load(const char *path, char *err, size_t errlen);
+void ns_model_free(ns_model *m);
+
+const ns_hparams *ns_model_hparams(const ns_model *m);
+const ns_vocab *ns_model_vocab(const ns_model *m);
+const char *ns_model_vocab_error(const ns_model *m);
+const ns_gguf *ns_model_gguf(const ns_model *m);
+const char *ns_arch_name(ns_arch a);
+
+typedef enum { NS_KV_F16 = 0, NS_KV_F32 = 1 } ns_kv_type;
+
+typedef struct {
+    int n_ctx;        /* tokens per sequence; 0 = min(train context, 4096) */
+    int n_seq;        /* sequences the KV cache holds; 0 = 1 */
+    int n_threads;    /* 0 = online CPUs */
+    int n_batch;      /* tokens per forward pass for prompts; 0 = 512 */
+    ns_kv_type kv_type;
+} ns_context_params;
+
+ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *err, size_t errlen);
+void ns_context_free(ns_context *c);
+
+int ns_context_n_ctx(const ns_context *c);
+int ns_context_n_threads(const ns_context *c);
+
+/* Evaluates n tokens of sequence seq, appended after the tokens it already
+ * holds. With all_logits, logits for every token are kept (see
+ * ns_context_logits); otherwise only for the last. Returns 0, or -1 with err
+ * (bad token id, context full, bad sequence). */
+int ns_decode(ns_context *c, int seq, const int32_t *tokens, int n, bool all_logits,
+              char *err, size_t errlen);
+
+/* Logits (n_vocab floats) for token i of the last ns_decode call; i = -1
+ * is the last token. NULL if not kept. */
+const float *ns_context_logits(const ns_context *c, int i);
+
+/* Tokens held for seq, and dropping all after the first n_keep. */
+int ns_seq_len(const ns_context *c, int seq);
+void ns_seq_truncate(ns_context *c, int seq, int n_keep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing neurostack needs, from Debian's
+# packages. Idempotent: quiet when everything is already there.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev valgrind)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "scripts/deps.sh: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every test, as CI runs them: a warnings-as-errors release build with the
+# whole suite, then the unit tests again under AddressSanitizer and
+# UndefinedBehaviorSanitizer (clang), then the CLI tests under valgrind's
+# leak check. Tests that need ../shared (or $NSTACK_SHARED) skip, saying so,
+# when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+jobs=$(nproc)
+if [ -z "${NSTACK_SHARED:-}" ] && [ -d ../shared ]; then
+    NSTACK_SHARED="$(cd ../shared && pwd)"
+fi
+export NSTACK_SHARED="${NSTACK_SHARED:-}"
+
+echo "== release build (-Werror) and full suite"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNSTACK_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== ASan + UBSan build (clang), unit and CLI tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSTACK_SANITIZE=ON -DNSTACK_WERROR=ON \
+      -DCMAKE_C_COMPILER=clang >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -j"$jobs")

@@ -1,0 +1,26 @@
+/* The nstack subcommands and the small helpers they share. */
+#ifndef NS_CLI_H
+#define NS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+
+/* Exit codes: 0 ok, 1 runtime failure (bad file, ...), 2 usage error. */
+enum { NS_EXIT_OK = 0, NS_EXIT_FAIL = 1, NS_EXIT_USAGE = 2 };
+
+/* Strict number parsing: the whole string must be a number within range. */
+bool cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+bool cli_parse_float(const char *s, double *out);
+
+/* For "--opt VALUE": the value, advancing *i; NULL (with a message) when missing. */
+const char *cli_value(int argc, char **argv, int *i);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+#endif

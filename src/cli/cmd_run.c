@@ -1,0 +1,267 @@
+/* nstack run: load a model, evaluate the prompt, stream the generated text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "nstack/model.h"
+#include "nstack/sampler.h"
+
+typedef struct {
+    const char *model;
+    const char *prompt;
+    long long n_predict;
+    ns_sampler_params sp;
+    bool seed_given;
+    int n_ctx, n_threads;
+    ns_kv_type kv_type;
+    bool verbose;
+} run_opts;
+
+static void run_usage(FILE *f) {
+    fprintf(f,
+            "usage: nstack run MODEL.gguf [PROMPT] [options]\n"
+            "  -n, --predict N   tokens to generate (default: until end of text or full context)\n"
+            "  --temp T          temperature; 0 = greedy (default 0.8)\n"
+            "  --top-k K         keep the K most likely tokens (default 40; 0 = all)\n"
+            "  --top-p P         keep the smallest set with probability P (default 0.9)\n"
+            "  --seed S          random seed (default: from the clock)\n"
+            "  --ctx N           context size in tokens (default: the model's, at most 4096)\n"
+            "  --threads N       threads (default: online CPUs)\n"
+            "  --kv-type T       f16 (default) or f32\n"
+            "  --verbose         print timings to stderr\n"
+            "The prompt is read from standard input when it is not given.\n");
+}
+
+static int parse_run(int argc, char **argv, run_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = -1;
+    o->sp = ns_sampler_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long long iv;
+        double fv;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            run_usage(stdout);
+            exit(NS_EXIT_OK);
+        } else if (strcmp(a, "-n") == 0 || strcmp(a, "--predict") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, -1, 1 << 30, &iv)) goto bad;
+            o->n_predict = iv;
+        } else if (strcmp(a, "--temp") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv) || fv < 0) goto bad;
+            o->sp.temperature = (float)fv;
+        } else if (strcmp(a, "--top-k") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 0, 1 << 30, &iv)) goto bad;
+            o->sp.top_k = (int)iv;
+        } else if (strcmp(a, "--top-p") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv) || fv < 0 || fv > 1) goto bad;
+            o->sp.top_p = (float)fv;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 0, INT64_MAX, &iv)) goto bad;
+            o->sp.seed = (uint64_t)iv;
+            o->seed_given = true;
+        } else if (strcmp(a, "--ctx") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 1, 1 << 20, &iv)) goto bad;
+            o->n_ctx = (int)iv;
+        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 1, 1024, &iv)) goto bad;
+            o->n_threads = (int)iv;
+        } else if (strcmp(a, "--kv-type") == 0) {
+            if (!(v = cli_value(argc, argv, &i))) goto bad;
+            if (strcmp(v, "f16") == 0) o->kv_type = NS_KV_F16;
+            else if (strcmp(v, "f32") == 0) o->kv_type = NS_KV_F32;
+            else goto bad;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            o->verbose = true;
+        } else if (a[0] == '-' && a[1] != 0) {
+            fprintf(stderr, "nstack run: unknown option '%s'\n", a);
+            return -1;
+        } else if (!o->model) {
+            o->model = a;
+        } else if (!o->prompt) {
+            o->prompt = a;
+        } else {
+            fprintf(stderr, "nstack run: unexpected argument '%s' (quote the prompt)\n", a);
+            return -1;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "nstack run: invalid value for %s\n", a);
+        return -1;
+    }
+    if (!o->model) {
+        run_usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static char *read_stdin(void) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
+        len += got;
+        if (cap - len < 2) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    buf[len] = 0;
+    /* a prompt piped with echo ends in a newline the user did not mean */
+    if (len > 0 && buf[len - 1] == '\n') buf[--len] = 0;
+    return buf;
+}
+
+/* Bytes at the end of buf[0..len) that start a UTF-8 character not yet complete. */
+static size_t incomplete_utf8_tail(const char *buf, size_t len) {
+    for (size_t back = 1; back <= 4 && back <= len; back++) {
+        unsigned char ch = (unsigned char)buf[len - back];
+        if ((ch & 0xC0) == 0x80) continue; /* continuation byte */
+        size_t need = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC0 ? 2 : 1;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
+static void print_duration(const char *label, double s) {
+    if (s >= 1.0) fprintf(stderr, "%-22s%.6fs\n", label, s);
+    else fprintf(stderr, "%-22s%.6fms\n", label, s * 1e3);
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o;
+    if (parse_run(argc, argv, &o) != 0) return NS_EXIT_USAGE;
+    if (!o.seed_given) o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+
+    char *stdin_prompt = NULL;
+    if (!o.prompt) {
+        stdin_prompt = isatty(STDIN_FILENO) ? NULL : read_stdin();
+        o.prompt = stdin_prompt ? stdin_prompt : "";
+    }
+
+    int rc = NS_EXIT_FAIL;
+    char err[512];
+    ns_model *m = NULL;
+    ns_context *c = NULL;
+    ns_sampler *s = NULL;
+    int32_t *toks = NULL;
+    double t_start = cli_now();
+
+    m = ns_model_load(o.model, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "nstack: %s\n", err);
+        goto out;
+    }
+    const ns_vocab *vocab = ns_model_vocab(m);
+    if (!vocab) {
+        fprintf(stderr, "nstack: %s: cannot run text generation: %s\n", o.model, ns_model_vocab_error(m));
+        goto out;
+    }
+    ns_context_params cp = {.n_ctx = o.n_ctx, .n_threads = o.n_threads, .kv_type = o.kv_type};
+    c = ns_context_new(m, &cp, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "nstack: %s\n", err);
+        goto out;
+    }
+    const int n_vocab = ns_model_hparams(m)->n_vocab;
+    s = ns_sampler_new(&o.sp, n_vocab);
+    if (!s) {
+        fprintf(stderr, "nstack: out of memory\n");
+        goto out;
+    }
+    double t_loaded = cli_now();
+
+    size_t plen = strlen(o.prompt);
+    int n_tok = ns_tokenize(vocab, o.prompt, plen, ns_vocab_add_bos(vocab), true, NULL, 0);
+    if (n_tok < 0) {
+        fprintf(stderr, "nstack: cannot tokenize the prompt\n");
+        goto out;
+    }
+    toks = malloc(sizeof(int32_t) * (size_t)(n_tok > 0 ? n_tok : 1));
+    if (!toks) goto out;
+    ns_tokenize(vocab, o.prompt, plen, ns_vocab_add_bos(vocab), true, toks, n_tok);
+    const int n_ctx = ns_context_n_ctx(c);
+    if (n_tok == 0) {
+        fprintf(stderr, "nstack: the prompt is empty and the model has no BOS token to start from\n");
+        goto out;
+    }
+    if (n_tok >= n_ctx) {
+        fprintf(stderr, "nstack: the prompt has %d tokens, the context only %d (use --ctx)\n", n_tok, n_ctx);
+        goto out;
+    }
+    if (ns_decode(c, 0, toks, n_tok, false, err, sizeof err) != 0) {
+        fprintf(stderr, "nstack: %s\n", err);
+        goto out;
+    }
+    double t_prompt = cli_now();
+
+    char pending[64];
+    size_t npend = 0;
+    long long n_gen = 0;
+    bool prev_bos = toks[n_tok - 1] == ns_vocab_bos(vocab);
+    while (o.n_predict < 0 || n_gen < o.n_predict) {
+        int32_t tok = ns_sampler_sample(s, ns_context_logits(c, -1));
+        n_gen++;
+        if (ns_vocab_is_eog(vocab, tok)) break;
+        char piece[256];
+        int len = ns_token_to_piece(vocab, tok, false, piece, sizeof piece);
+        if (len > 0) {
+            int skip = (prev_bos && piece[0] == ' ') ? 1 : 0; /* SentencePiece's dummy prefix */
+            for (int i = skip; i < len; i++) {
+                pending[npend++] = piece[i];
+                if (npend == sizeof pending) {
+                    fwrite(pending, 1, npend, stdout);
+                    npend = 0;
+                }
+            }
+            size_t hold = incomplete_utf8_tail(pending, npend);
+            fwrite(pending, 1, npend - hold, stdout);
+            memmove(pending, pending + npend - hold, hold);
+            npend = hold;
+            fflush(stdout);
+        }
+        prev_bos = false;
+        if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
+        if (ns_seq_len(c, 0) >= n_ctx) {
+            fprintf(stderr, "\nnstack: context full (%d tokens); stopping\n", n_ctx);
+            break;
+        }
+        if (ns_decode(c, 0, &tok, 1, false, err, sizeof err) != 0) {
+            fprintf(stderr, "\nnstack: %s\n", err);
+            goto out;
+        }
+    }
+    fwrite(pending, 1, npend, stdout);
+    if (isatty(STDOUT_FILENO)) fputc('\n', stdout);
+    fflush(stdout);
+    double t_end = cli_now();
+
+    if (o.verbose) {
+        double pe = t_prompt - t_loaded, ev = t_end - t_prompt;
+        print_duration("total duration:", t_end - t_start);
+        print_duration("load duration:", t_loaded - t_start);
+        fprintf(stderr, "%-22s%d token(s)\n", "prompt eval count:", n_tok);
+        print_duration("prompt eval duration:", pe);
+        fprintf(stderr, "%-22s%.2f tokens/s\n", "prompt eval rate:", pe > 0 ? n_tok / pe : 0.0);
+        fprintf(stderr, "%-22s%lld token(s)\n", "eval count:", n_gen);
+        print_duration("eval duration:", ev);
+        fprintf(stderr, "%-22s%.2f tokens/s\n", "eval rate:", ev > 0 ? (double)n_gen / ev : 0.0);
+    }
+    rc = NS_EXIT_OK;
+out:
+    free(toks);
+    ns_sampler_free(s);
+    ns_context_free(c);
+    ns_model_free(m);
+    free(stdin_prompt);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* nstack: one binary, one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: nstack COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  run MODEL [PROMPT]        generate text (prompt from stdin when omitted)\n"
+            "  tokenize MODEL TEXT       print token ids as a JSON array\n"
+            "  logits MODEL --tokens L   print the top logits after each token, one JSON line each\n"
+            "  mkmodel OUT.gguf          write a random-weight model for tests and benchmarks\n"
+            "  version                   print the version\n"
+            "\n"
+            "`nstack COMMAND --help` describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return NS_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "tokenize") == 0) return cmd_tokenize(argc - 1, argv + 1);
+    if (strcmp(cmd, "logits") == 0) return cmd_logits(argc - 1, argv + 1);
+    if (strcmp(cmd, "mkmodel") == 0) return cmd_mkmodel(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("nstack %s\n", NSTACK_VERSION);
+        return NS_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return NS_EXIT_OK;
+    }
+    fprintf(stderr, "nstack: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return NS_EXIT_USAGE;
+}

@@ -1,0 +1,349 @@
+/* An inference context: KV cache, scratch buffers and threads for one
+ * model, and the forward pass of the llama family (llama, qwen2, phi3). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kv_cache.h"
+#include "matmul.h"
+#include "model_internal.h"
+#include "threadpool.h"
+
+struct ns_context {
+    const ns_model *m;
+    ns_pool *pool;
+    ns_kv_cache kv;
+    int n_ctx, n_batch;
+    /* per-batch activations, n_batch rows each */
+    float *x, *xb, *q, *k, *v, *qkv, *att, *hb, *hb2;
+    float *scores;         /* n_head * n_ctx attention weights */
+    float *kv_row;         /* per head task: a decoded cache row and the query */
+    void *scratch;
+    float *logits;
+    size_t logits_cap;     /* floats */
+    int n_logits;          /* rows held by logits */
+    int logits_first;      /* batch index of logits row 0 */
+    int last_n;            /* tokens in the last ns_decode call */
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void ns_context_free(ns_context *c) {
+    if (!c) return;
+    ns_pool_free(c->pool);
+    ns_kv_free(&c->kv);
+    free(c->x);
+    free(c->xb);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->qkv);
+    free(c->att);
+    free(c->hb);
+    free(c->hb2);
+    free(c->scores);
+    free(c->kv_row);
+    free(c->scratch);
+    free(c->logits);
+    free(c);
+}
+
+static float *alloc_f(size_t n) { return malloc(n * sizeof(float)); }
+
+ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *err, size_t errlen) {
+    const ns_hparams *hp = &m->hp;
+    ns_context_params d = {0};
+    if (!p) p = &d;
+    ns_context *c = calloc(1, sizeof *c);
+    if (!c) {
+        fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->n_ctx = p->n_ctx > 0 ? p->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    if (c->n_ctx > (1 << 20)) {
+        fail(err, errlen, "context size %d is too large", c->n_ctx);
+        goto error;
+    }
+    int n_seq = p->n_seq > 0 ? p->n_seq : 1;
+    c->n_batch = p->n_batch > 0 ? p->n_batch : 512;
+    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
+    int n_threads = p->n_threads;
+    if (n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n > 0 ? (int)n : 1;
+    }
+    c->pool = ns_pool_new(n_threads);
+    if (!c->pool) {
+        fail(err, errlen, "cannot start %d threads", n_threads);
+        goto error;
+    }
+    int kv_dim = hp->n_head_kv * hp->head_dim;
+    if (ns_kv_init(&c->kv, n_seq, hp->n_layer, c->n_ctx, kv_dim, p->kv_type) != 0) {
+        fail(err, errlen, "out of memory for a KV cache of %d tokens", c->n_ctx);
+        goto error;
+    }
+    size_t nb = (size_t)c->n_batch;
+    size_t dq = (size_t)hp->n_head * hp->head_dim;
+    size_t wide = (size_t)hp->n_embd > dq ? (size_t)hp->n_embd : dq;
+    c->x = alloc_f(nb * hp->n_embd);
+    c->xb = alloc_f(nb * wide);
+    c->q = alloc_f(nb * dq);
+    c->k = alloc_f(nb * kv_dim);
+    c->v = alloc_f(nb * kv_dim);
+    c->qkv = alloc_f(nb * (dq + 2 * (size_t)kv_dim));
+    c->att = alloc_f(nb * dq);
+    c->hb = alloc_f(nb * 2 * (size_t)hp->n_ff);
+    c->hb2 = alloc_f(nb * (size_t)hp->n_ff);
+    c->scores = alloc_f((size_t)hp->n_head * c->n_ctx);
+    c->kv_row = alloc_f((size_t)hp->n_head * 2 * hp->head_dim);
+    int64_t widest_in = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    if ((int64_t)dq > widest_in) widest_in = (int64_t)dq;
+    c->scratch = malloc(ns_matmul_scratch_size(widest_in, c->n_batch));
+    c->logits_cap = (size_t)hp->n_vocab;
+    c->logits = alloc_f(c->logits_cap);
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv || !c->att || !c->hb || !c->hb2 || !c->scores ||
+        !c->kv_row || !c->scratch || !c->logits) {
+        fail(err, errlen, "out of memory for context buffers");
+        goto error;
+    }
+    return c;
+error:
+    ns_context_free(c);
+    return NULL;
+}
+
+int ns_context_n_ctx(const ns_context *c) { return c->n_ctx; }
+int ns_context_n_threads(const ns_context *c) { return ns_pool_threads(c->pool); }
+
+int ns_seq_len(const ns_context *c, int seq) {
+    if (seq < 0 || seq >= c->kv.n_seq) return -1;
+    return c->kv.len[seq];
+}
+
+void ns_seq_truncate(ns_context *c, int seq, int n_keep) {
+    if (seq < 0 || seq >= c->kv.n_seq || n_keep < 0) return;
+    if (n_keep < c->kv.len[seq]) c->kv.len[seq] = n_keep;
+}
+
+const float *ns_context_logits(const ns_context *c, int i) {
+    if (i < 0) i = c->last_n - 1;
+    int row = i - c->logits_first;
+    if (row < 0 || row >= c->n_logits) return NULL;
+    return c->logits + (size_t)row * c->m->hp.n_vocab;
+}
+
+/* ---- element-wise parts ---- */
+
+static void rms_norm(float *out, const float *x, const float *w, int n, float eps) {
+    double sum = 0.0; /* double: the mean of squares of thousands of values */
+    for (int i = 0; i < n; i++) sum += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(sum / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+/* Rotates one head in place. theta_i = pos * base^(-2i/n_rot) * freq_scale
+ * (divided by factors[i] when the model has per-frequency factors). */
+static void rope_head(float *h, int pos, const ns_hparams *hp, const float *factors) {
+    const int n_rot = hp->n_rot;
+    const float theta_scale = powf(hp->rope_base, -2.0f / (float)n_rot);
+    float theta_base = (float)pos;
+    for (int i = 0; i < n_rot / 2; i++) {
+        float theta = theta_base * hp->rope_freq_scale;
+        if (factors) theta /= factors[i];
+        float cs = cosf(theta) * hp->rope_attn_factor;
+        float sn = sinf(theta) * hp->rope_attn_factor;
+        int a = hp->rope_neox ? i : 2 * i;
+        int b = hp->rope_neox ? i + n_rot / 2 : 2 * i + 1;
+        float x0 = h[a], x1 = h[b];
+        h[a] = x0 * cs - x1 * sn;
+        h[b] = x0 * sn + x1 * cs;
+        theta_base *= theta_scale;
+    }
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* ---- attention ---- */
+
+typedef struct {
+    ns_context *c;
+    int seq, layer, n_tok, pos0;
+} attn_job;
+
+/* One head for every token of the batch: causal (and windowed) softmax
+ * attention over the cache, which already holds this batch's keys/values.
+ * With an F16 cache the query and the attention weights are rounded to F16
+ * before their products with F16 keys and values, as the reference engine
+ * does (its F16 dot products take both operands in F16). */
+static void attn_task(void *arg, int h, int n_tasks) {
+    (void)n_tasks;
+    const attn_job *j = arg;
+    ns_context *c = j->c;
+    const ns_hparams *hp = &c->m->hp;
+    const int hd = hp->head_dim;
+    const int kvh = h / (hp->n_head / hp->n_head_kv);
+    const int dq = hp->n_head * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = c->scores + (size_t)h * c->n_ctx;
+    float *row = c->kv_row + (size_t)h * 2 * hd;
+    float *qh = row + hd;
+    const bool f16 = c->kv.type == NS_TYPE_F16;
+    for (int t = 0; t < j->n_tok; t++) {
+        const int pos = j->pos0 + t;
+        const float *q = c->q + (size_t)t * dq + (size_t)h * hd;
+        if (f16) {
+            for (int i = 0; i < hd; i++) qh[i] = ns_fp16_to_fp32(ns_fp32_to_fp16(q[i]));
+            q = qh;
+        }
+        int first = 0;
+        if (hp->n_swa > 0 && pos - hp->n_swa + 1 > 0) first = pos - hp->n_swa + 1;
+        float maxv = -INFINITY;
+        for (int p = first; p <= pos; p++) {
+            ns_kv_load(&c->kv, ns_kv_k_row(&c->kv, j->seq, j->layer, p) + (size_t)kvh * hd * c->kv.elt_size, row, hd);
+            float s = 0.0f;
+            for (int i = 0; i < hd; i++) s += q[i] * row[i];
+            s *= scale;
+            sc[p] = s;
+            if (s > maxv) maxv = s;
+        }
+        double sum = 0.0;
+        for (int p = first; p <= pos; p++) {
+            sc[p] = expf(sc[p] - maxv);
+            sum += sc[p];
+        }
+        float inv = (float)(1.0 / sum);
+        float *out = c->att + (size_t)t * dq + (size_t)h * hd;
+        memset(out, 0, sizeof(float) * (size_t)hd);
+        for (int p = first; p <= pos; p++) {
+            ns_kv_load(&c->kv, ns_kv_v_row(&c->kv, j->seq, j->layer, p) + (size_t)kvh * hd * c->kv.elt_size, row, hd);
+            float w = sc[p] * inv;
+            if (f16) w = ns_fp16_to_fp32(ns_fp32_to_fp16(w));
+            for (int i = 0; i < hd; i++) out[i] += w * row[i];
+        }
+    }
+}
+
+/* ---- one batch through the model ---- */
+
+/* Runs n tokens (n <= n_batch) and appends them to the sequence. Logits go
+ * to `logits`: one row per token with want_all, else the last token's row;
+ * none when logits is NULL. */
+static void forward_batch(ns_context *c, int seq, const int32_t *tokens, int n, float *logits, bool want_all) {
+    const ns_model *m = c->m;
+    const ns_hparams *hp = &m->hp;
+    const int d = hp->n_embd, hd = hp->head_dim;
+    const int dq = hp->n_head * hd, dkv = hp->n_head_kv * hd, ff = hp->n_ff;
+    const int pos0 = c->kv.len[seq];
+    const float *factors = NULL;
+    if (m->rope_factors_long || m->rope_factors_short) {
+        /* LongRoPE: the long set once the context exceeds the original one */
+        factors = (c->n_ctx > hp->n_ctx_orig && m->rope_factors_long) ? m->rope_factors_long : m->rope_factors_short;
+        if (!factors) factors = m->rope_factors_long;
+    }
+
+    for (int t = 0; t < n; t++) ns_weight_row(&m->tok_embd, tokens[t], c->x + (size_t)t * d);
+
+    for (int il = 0; il < hp->n_layer; il++) {
+        const ns_layer *ly = &m->layers[il];
+        for (int t = 0; t < n; t++) rms_norm(c->xb + (size_t)t * d, c->x + (size_t)t * d, ly->attn_norm, d, hp->rms_eps);
+
+        if (ly->wqkv.data) {
+            const int w = dq + 2 * dkv;
+            ns_matmul(c->pool, &ly->wqkv, c->xb, n, c->qkv, c->scratch);
+            for (int t = 0; t < n; t++) {
+                const float *src = c->qkv + (size_t)t * w;
+                memcpy(c->q + (size_t)t * dq, src, sizeof(float) * dq);
+                memcpy(c->k + (size_t)t * dkv, src + dq, sizeof(float) * dkv);
+                memcpy(c->v + (size_t)t * dkv, src + dq + dkv, sizeof(float) * dkv);
+            }
+        } else {
+            ns_matmul(c->pool, &ly->wq, c->xb, n, c->q, c->scratch);
+            ns_matmul(c->pool, &ly->wk, c->xb, n, c->k, c->scratch);
+            ns_matmul(c->pool, &ly->wv, c->xb, n, c->v, c->scratch);
+        }
+        for (int t = 0; t < n; t++) {
+            float *q = c->q + (size_t)t * dq, *k = c->k + (size_t)t * dkv, *v = c->v + (size_t)t * dkv;
+            if (ly->bq) for (int i = 0; i < dq; i++) q[i] += ly->bq[i];
+            if (ly->bk) for (int i = 0; i < dkv; i++) k[i] += ly->bk[i];
+            if (ly->bv) for (int i = 0; i < dkv; i++) v[i] += ly->bv[i];
+            for (int h = 0; h < hp->n_head; h++) rope_head(q + (size_t)h * hd, pos0 + t, hp, factors);
+            for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + (size_t)h * hd, pos0 + t, hp, factors);
+            ns_kv_store(&c->kv, ns_kv_k_row(&c->kv, seq, il, pos0 + t), k);
+            ns_kv_store(&c->kv, ns_kv_v_row(&c->kv, seq, il, pos0 + t), v);
+        }
+        attn_job aj = {c, seq, il, n, pos0};
+        ns_pool_run(c->pool, attn_task, &aj, hp->n_head);
+
+        ns_matmul(c->pool, &ly->wo, c->att, n, c->xb, c->scratch);
+        for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
+
+        for (int t = 0; t < n; t++) rms_norm(c->xb + (size_t)t * d, c->x + (size_t)t * d, ly->ffn_norm, d, hp->rms_eps);
+        if (ly->w_gate.data) {
+            ns_matmul(c->pool, &ly->w_gate, c->xb, n, c->hb, c->scratch);
+            ns_matmul(c->pool, &ly->w_up, c->xb, n, c->hb2, c->scratch);
+            for (size_t i = 0; i < (size_t)n * ff; i++) c->hb[i] = silu(c->hb[i]) * c->hb2[i];
+        } else {
+            /* fused: each row of the output holds the gate then the up half */
+            ns_matmul(c->pool, &ly->w_up, c->xb, n, c->hb, c->scratch);
+            for (int t = 0; t < n; t++) {
+                const float *gu = c->hb + (size_t)t * 2 * ff;
+                float *o = c->hb2 + (size_t)t * ff;
+                for (int i = 0; i < ff; i++) o[i] = silu(gu[i]) * gu[ff + i];
+            }
+            memcpy(c->hb, c->hb2, sizeof(float) * (size_t)n * ff);
+        }
+        ns_matmul(c->pool, &ly->w_down, c->hb, n, c->xb, c->scratch);
+        for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
+    }
+    c->kv.len[seq] = pos0 + n;
+
+    if (!logits) return;
+    int first = want_all ? 0 : n - 1;
+    int rows = n - first;
+    for (int t = 0; t < rows; t++)
+        rms_norm(c->xb + (size_t)t * d, c->x + (size_t)(first + t) * d, m->output_norm, d, hp->rms_eps);
+    ns_matmul(c->pool, &m->output, c->xb, rows, logits, c->scratch);
+}
+
+int ns_decode(ns_context *c, int seq, const int32_t *tokens, int n, bool all_logits, char *err, size_t errlen) {
+    const int n_vocab = c->m->hp.n_vocab;
+    if (seq < 0 || seq >= c->kv.n_seq) return fail(err, errlen, "sequence %d does not exist (0..%d)", seq, c->kv.n_seq - 1);
+    if (n <= 0) return fail(err, errlen, "no tokens to evaluate");
+    if (n > c->n_ctx - c->kv.len[seq])
+        return fail(err, errlen, "context is full: %d tokens held + %d new > context size %d", c->kv.len[seq], n,
+                    c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return fail(err, errlen, "token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i,
+                        n_vocab - 1);
+    size_t need = (size_t)(all_logits ? n : 1) * n_vocab;
+    if (need > c->logits_cap) {
+        float *nl = realloc(c->logits, need * sizeof(float));
+        if (!nl) return fail(err, errlen, "out of memory for %d rows of logits", n);
+        c->logits = nl;
+        c->logits_cap = need;
+    }
+    for (int done = 0; done < n;) {
+        int chunk = n - done < c->n_batch ? n - done : c->n_batch;
+        bool last = done + chunk == n;
+        float *dst = NULL;
+        if (all_logits) dst = c->logits + (size_t)done * n_vocab;
+        else if (last) dst = c->logits;
+        forward_batch(c, seq, tokens + done, chunk, dst, all_logits);
+        done += chunk;
+    }
+    c->last_n = n;
+    c->n_logits = all_logits ? n : 1;
+    c->logits_first = all_logits ? 0 : n - 1;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* Block decoding and dot products for every tensor type the engine runs.
+ *
+ * A matrix-vector product w·x first converts x once into the weight type's
+ * "vec_dot type" (Q8_0, Q8_1, Q8_K, F16, BF16 or F32, as the reference engine
+ * does), then calls vec_dot per row. Kernels are reached through a table so
+ * that SIMD variants can replace the scalar ones at run time. */
+#ifndef NS_QUANT_H
+#define NS_QUANT_H
+
+#include "types.h"
+
+typedef void (*ns_to_float_fn)(const void *src, float *dst, int64_t n);
+typedef void (*ns_from_float_fn)(const float *src, void *dst, int64_t n);
+typedef float (*ns_vec_dot_fn)(int64_t n, const void *w, const void *x);
+
+typedef struct {
+    ns_to_float_fn to_float;       /* decode n elements (whole blocks) */
+    ns_from_float_fn from_float;   /* encode n elements; NULL if not provided */
+    ns_vec_dot_fn vec_dot;         /* w in this type, x in vec_dot_type */
+    ns_type vec_dot_type;
+} ns_type_kernels;
+
+/* NULL for a type the engine cannot compute with. */
+const ns_type_kernels *ns_kernels(ns_type t);
+
+/* Block layouts, byte-exact with GGUF files. */
+#define NS_QK 32
+#define NS_QK_K 256
+#define NS_K_SCALE_SIZE 12
+
+typedef struct { uint16_t d; uint8_t qs[NS_QK / 2]; } ns_block_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[NS_QK / 2]; } ns_block_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[NS_QK / 2]; } ns_block_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[NS_QK / 2]; } ns_block_q5_1;
+typedef struct { uint16_t d; int8_t qs[NS_QK]; } ns_block_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[NS_QK]; } ns_block_q8_1;
+typedef struct { uint8_t scales[NS_QK_K / 16]; uint8_t qs[NS_QK_K / 4]; uint16_t d, dmin; } ns_block_q2_K;
+typedef struct { uint8_t hmask[NS_QK_K / 8]; uint8_t qs[NS_QK_K / 4]; uint8_t scales[12]; uint16_t d; } ns_block_q3_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[NS_K_SCALE_SIZE]; uint8_t qs[NS_QK_K / 2]; } ns_block_q4_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[NS_K_SCALE_SIZE]; uint8_t qh[NS_QK_K / 8]; uint8_t qs[NS_QK_K / 2]; } ns_block_q5_K;
+typedef struct { uint8_t ql[NS_QK_K / 2]; uint8_t qh[NS_QK_K / 4]; int8_t scales[NS_QK_K / 16]; uint16_t d; } ns_block_q6_K;
+typedef struct { float d; int8_t qs[NS_QK_K]; int16_t bsums[NS_QK_K / 16]; } ns_block_q8_K;
+
+#endif
