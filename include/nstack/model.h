@@ -81,6 +81,14 @@ const float *ns_context_logits(const ns_context *c, int i);
 int ns_seq_len(const ns_context *c, int seq);
 void ns_seq_truncate(ns_context *c, int seq, int n_keep);
 
+/* A sequence's state (the keys and values of its tokens) as bytes, for
+ * snapshots and moving a conversation between slots. The image starts with
+ * a header (layers, KV width, element type, length) that ns_seq_state_load
+ * checks against the context before copying anything. */
+size_t ns_seq_state_size(const ns_context *c, int seq);
+int ns_seq_state_save(const ns_context *c, int seq, void *buf, size_t size);
+int ns_seq_state_load(ns_context *c, int seq, const void *buf, size_t size, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

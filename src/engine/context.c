@@ -244,7 +244,7 @@ static void forward_batch(ns_context *c, int seq, const int32_t *tokens, int n, 
     const int d = hp->n_embd, hd = hp->head_dim;
     const int dq = hp->n_head * hd, dkv = hp->n_head_kv * hd, ff = hp->n_ff;
     const int pos0 = c->kv.len[seq];
-    const float *factors = NULL;
+    const float *factors = m->rope_freqs;
     if (m->rope_factors_long || m->rope_factors_short) {
         /* LongRoPE: the long set once the context exceeds the original one */
         factors = (c->n_ctx > hp->n_ctx_orig && m->rope_factors_long) ? m->rope_factors_long : m->rope_factors_short;
@@ -346,4 +346,14 @@ int ns_decode(ns_context *c, int seq, const int32_t *tokens, int n, bool all_log
     c->n_logits = all_logits ? n : 1;
     c->logits_first = all_logits ? 0 : n - 1;
     return 0;
+}
+
+size_t ns_seq_state_size(const ns_context *c, int seq) { return ns_kv_seq_image_size(&c->kv, seq); }
+
+int ns_seq_state_save(const ns_context *c, int seq, void *buf, size_t size) {
+    return ns_kv_seq_save(&c->kv, seq, buf, size);
+}
+
+int ns_seq_state_load(ns_context *c, int seq, const void *buf, size_t size, char *err, size_t errlen) {
+    return ns_kv_seq_load(&c->kv, seq, buf, size, err, errlen);
 }

@@ -1,5 +1,6 @@
 #include "kv_cache.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,4 +51,74 @@ void ns_kv_load(const ns_kv_cache *kv, const uint8_t *row, float *dst, int n) {
     }
     const uint16_t *h = (const uint16_t *)(const void *)row;
     for (int i = 0; i < n; i++) dst[i] = ns_fp16_to_fp32(h[i]);
+}
+
+/* Image layout, little-endian u32 header then raw rows:
+ *   "NSKV", version, n_layer, kv_dim, element type, length,
+ *   then per layer: K rows [length][kv_dim], V rows [length][kv_dim]. */
+enum { IMAGE_VERSION = 1, HEADER_WORDS = 6 };
+static const uint32_t IMAGE_MAGIC = 0x564b534eu; /* "NSKV" read as little-endian */
+
+size_t ns_kv_seq_image_size(const ns_kv_cache *kv, int seq) {
+    if (seq < 0 || seq >= kv->n_seq) return 0;
+    size_t rows = (size_t)kv->len[seq] * kv->n_layer * 2;
+    return HEADER_WORDS * sizeof(uint32_t) + rows * kv->kv_dim * kv->elt_size;
+}
+
+int ns_kv_seq_save(const ns_kv_cache *kv, int seq, void *buf, size_t size) {
+    size_t need = ns_kv_seq_image_size(kv, seq);
+    if (need == 0 || size < need) return -1;
+    uint32_t h[HEADER_WORDS] = {IMAGE_MAGIC, IMAGE_VERSION, (uint32_t)kv->n_layer, (uint32_t)kv->kv_dim,
+                                (uint32_t)kv->type, (uint32_t)kv->len[seq]};
+    uint8_t *p = buf;
+    memcpy(p, h, sizeof h);
+    p += sizeof h;
+    size_t run = (size_t)kv->len[seq] * kv->kv_dim * kv->elt_size;
+    for (int l = 0; l < kv->n_layer; l++) {
+        memcpy(p, ns_kv_k_row(kv, seq, l, 0), run);
+        p += run;
+        memcpy(p, ns_kv_v_row(kv, seq, l, 0), run);
+        p += run;
+    }
+    return 0;
+}
+
+int ns_kv_seq_load(ns_kv_cache *kv, int seq, const void *buf, size_t size, char *err, size_t errlen) {
+    uint32_t h[HEADER_WORDS];
+    if (seq < 0 || seq >= kv->n_seq) {
+        snprintf(err, errlen, "sequence %d does not exist", seq);
+        return -1;
+    }
+    if (size < sizeof h) {
+        snprintf(err, errlen, "state image too short (%zu bytes)", size);
+        return -1;
+    }
+    memcpy(h, buf, sizeof h);
+    if (h[0] != IMAGE_MAGIC || h[1] != IMAGE_VERSION) {
+        snprintf(err, errlen, "not a KV state image of version %d", IMAGE_VERSION);
+        return -1;
+    }
+    if (h[2] != (uint32_t)kv->n_layer || h[3] != (uint32_t)kv->kv_dim || h[4] != (uint32_t)kv->type) {
+        snprintf(err, errlen, "state is for %u layers x %u wide (type %u), this cache is %d x %d (type %d)", h[2], h[3],
+                 h[4], kv->n_layer, kv->kv_dim, (int)kv->type);
+        return -1;
+    }
+    if (h[5] > (uint32_t)kv->n_ctx) {
+        snprintf(err, errlen, "state holds %u tokens, the context only %d", h[5], kv->n_ctx);
+        return -1;
+    }
+    size_t run = (size_t)h[5] * kv->kv_dim * kv->elt_size;
+    if (size != sizeof h + run * 2 * kv->n_layer) {
+        snprintf(err, errlen, "state image is %zu bytes, expected %zu", size, sizeof h + run * 2 * kv->n_layer);
+        return -1;
+    }
+    const uint8_t *p = (const uint8_t *)buf + sizeof h;
+    for (int l = 0; l < kv->n_layer; l++) {
+        memcpy(ns_kv_k_row(kv, seq, l, 0), p, run);
+        p += run;
+        memcpy(ns_kv_v_row(kv, seq, l, 0), p, run);
+        p += run;
+    }
+    kv->len[seq] = (int)h[5];
+    return 0;
 }

@@ -35,6 +35,7 @@ struct ns_model {
     ns_layer *layers;
     float *rope_factors_long;    /* n_rot/2 divisors of each frequency; NULL if absent */
     float *rope_factors_short;
+    float *rope_freqs;           /* Llama-3 style per-frequency divisors; NULL if absent */
 };
 
 #endif

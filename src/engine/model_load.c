@@ -224,6 +224,7 @@ void ns_model_free(ns_model *m) {
     free(m->output_norm);
     free(m->rope_factors_long);
     free(m->rope_factors_short);
+    free(m->rope_freqs);
     ns_vocab_free(m->vocab);
     ns_gguf_close(m->gguf);
     free(m);
@@ -274,7 +275,8 @@ ns_model *ns_model_load(const char *path, char *err, size_t errlen) {
     if (rc == 1) m->output = m->tok_embd; /* tied embeddings */
 
     if (bind_vector(&L, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_factors_long) < 0 ||
-        bind_vector(&L, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_factors_short) < 0)
+        bind_vector(&L, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_factors_short) < 0 ||
+        bind_vector(&L, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs) < 0)
         goto error;
 
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
