@@ -19,11 +19,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target nstack >/dev/null
 mkdir -p bench/models
 
-# a prompt of exactly n_prompt tokens with the made-up vocabulary: each
-# "wN" word (N >= 259) is one token
+# a prompt of exactly n_prompt tokens with the made-up vocabulary: BOS,
+# then words "wNNN", each one token
 prompt=""
-for ((i = 0; i < n_prompt - 1; i++)); do prompt+="w$((300 + i % 1000)) "; done
-prompt+="w299"
+for ((i = 1; i < n_prompt; i++)); do prompt+="w$(printf %03d $((i % 1000))) "; done
+prompt="${prompt% }"
 
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $threads threads, $(date -u +%FT%TZ)"
 printf "%-6s %10s %14s %12s\n" type "size MB" "prompt tok/s" "decode tok/s"

@@ -90,6 +90,30 @@ static int add_vector(ns_gguf_writer *w, const char *name, int64_t n, float valu
     return rc;
 }
 
+/* The made-up vocabulary: <unk> <s> </s>, the 256 byte tokens, then the
+ * pieces of words "w<digits>": "▁", "w", the digits, "▁w", and "▁w" followed
+ * by every digit string, shortest first. Each piece's prefix comes before it,
+ * so the SentencePiece merges reach every word: "w123" is one token once the
+ * vocabulary is large enough (1,000+ pieces for all three-digit words). */
+enum { MADE_UP_BASE = 3 + 256 + 1 + 1 + 10 + 1, MADE_UP_MIN = MADE_UP_BASE + 10 };
+
+static void made_up_piece(int i, char *buf, size_t len) {
+    if (i == 0) snprintf(buf, len, "<unk>");
+    else if (i == 1) snprintf(buf, len, "<s>");
+    else if (i == 2) snprintf(buf, len, "</s>");
+    else if (i < 3 + 256) snprintf(buf, len, "<0x%02X>", i - 3);
+    else if (i == 259) snprintf(buf, len, "\xe2\x96\x81");
+    else if (i == 260) snprintf(buf, len, "w");
+    else if (i < 271) snprintf(buf, len, "%d", i - 261);
+    else if (i == 271) snprintf(buf, len, "\xe2\x96\x81w");
+    else {
+        /* digit strings in order: 10 of length 1, 100 of length 2, ... */
+        int k = i - MADE_UP_BASE, width = 1;
+        for (int count = 10; k >= count && width < 9; count *= 10, width++) k -= count;
+        snprintf(buf, len, "\xe2\x96\x81w%0*d", width, k % 1000000000);
+    }
+}
+
 static int made_up_vocab(ns_gguf_writer *w, int n_vocab) {
     char **tokens = calloc((size_t)n_vocab, sizeof *tokens);
     float *scores = malloc(sizeof(float) * (size_t)n_vocab);
@@ -97,12 +121,8 @@ static int made_up_vocab(ns_gguf_writer *w, int n_vocab) {
     int rc = -1;
     if (!tokens || !scores || !types) goto out;
     for (int i = 0; i < n_vocab; i++) {
-        char buf[32];
-        if (i == 0) snprintf(buf, sizeof buf, "<unk>");
-        else if (i == 1) snprintf(buf, sizeof buf, "<s>");
-        else if (i == 2) snprintf(buf, sizeof buf, "</s>");
-        else if (i < 3 + 256) snprintf(buf, sizeof buf, "<0x%02X>", i - 3);
-        else snprintf(buf, sizeof buf, "\xe2\x96\x81w%d", i); /* "▁w<i>": a word with its space mark */
+        char buf[64];
+        made_up_piece(i, buf, sizeof buf);
         tokens[i] = strdup(buf);
         if (!tokens[i]) goto out;
         scores[i] = i < 3 + 256 ? 0.0f : -(float)i;
@@ -194,7 +214,7 @@ int cmd_mkmodel(int argc, char **argv) {
         else if (strcmp(a, "--heads") == 0) target = &o.heads, hi = 1024;
         else if (strcmp(a, "--kv-heads") == 0) target = &o.kv_heads, hi = 1024;
         else if (strcmp(a, "--ff") == 0) target = &o.ff;
-        else if (strcmp(a, "--vocab") == 0) target = &o.vocab, lo = 3 + 256 + 1, hi = 1 << 22;
+        else if (strcmp(a, "--vocab") == 0) target = &o.vocab, lo = MADE_UP_MIN, hi = 1 << 22;
         else if (strcmp(a, "--ctx") == 0) target = &o.ctx, hi = 1 << 24;
         else if (strcmp(a, "--seed") == 0) target = &o.seed, lo = 0, hi = INT64_MAX;
         if (target) {
