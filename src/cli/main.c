@@ -13,6 +13,7 @@ static void usage(FILE *f) {
             "  tokenize MODEL TEXT       print token ids as a JSON array\n"
             "  logits MODEL --tokens L   print the top logits after each token, one JSON line each\n"
             "  mkmodel OUT.gguf          write a random-weight model for tests and benchmarks\n"
+            "  bench MODEL               prompt and decode tokens/s, as llama-bench reports them\n"
             "  version                   print the version\n"
             "\n"
             "`nstack COMMAND --help` describes a command's options.\n");
@@ -28,6 +29,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "tokenize") == 0) return cmd_tokenize(argc - 1, argv + 1);
     if (strcmp(cmd, "logits") == 0) return cmd_logits(argc - 1, argv + 1);
     if (strcmp(cmd, "mkmodel") == 0) return cmd_mkmodel(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("nstack %s\n", NSTACK_VERSION);
         return NS_EXIT_OK;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `nstack bench` prints llama-bench style rows (and JSON) for a model.
+. "$(dirname "$0")/lib.bash"
+"$NSTACK" mkmodel "$TMP/m.gguf" --dim 128 --layers 2 --heads 4 --vocab 512 --type q4_0 >/dev/null
+out="$("$NSTACK" bench "$TMP/m.gguf" -p 16 -n 8 -t 2 -r 2)"
+echo "$out"
+if grep -qE '^\| llama .* \| 2 \| pp16 \| [0-9.]+ ± [0-9.]+ \| \|$' <<<"$out"; then ok "pp row"; else not_ok "pp row"; fi
+if grep -qE '^\| llama .* \| 2 \| tg8 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ \|$' <<<"$out"; then ok "tg row with bandwidth"; else not_ok "tg row"; fi
+json="$("$NSTACK" bench "$TMP/m.gguf" -p 0 -n 4 -r 1 --json)"
+if grep -qE '^\[\{"model":.*"test":"tg4".*"avg_ts":[0-9.]+.*"bandwidth_gbs":[0-9.]+\}\]$' <<<"$json"; then ok "json"; else
+    not_ok "json: $json"; fi
+expect_fail "bench with a bad -r" 2 "-r" -- "$NSTACK" bench "$TMP/m.gguf" -r 0
+finish
