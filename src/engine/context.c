@@ -20,6 +20,7 @@ struct ns_context {
     /* per-batch activations, n_batch rows each */
     float *x, *xb, *q, *k, *v, *qkv, *att, *hb, *hb2;
     float *scores;         /* n_head * n_ctx attention weights */
+    float *rope_cs;        /* n_rot: cos/sin pairs of the current position */
     float *kv_row;         /* per head task: a decoded cache row and the query */
     void *scratch;
     float *logits;
@@ -51,6 +52,7 @@ void ns_context_free(ns_context *c) {
     free(c->hb);
     free(c->hb2);
     free(c->scores);
+    free(c->rope_cs);
     free(c->kv_row);
     free(c->scratch);
     free(c->logits);
@@ -105,13 +107,14 @@ ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *
     c->hb = alloc_f(nb * 2 * (size_t)hp->n_ff);
     c->hb2 = alloc_f(nb * (size_t)hp->n_ff);
     c->scores = alloc_f((size_t)hp->n_head * c->n_ctx);
+    c->rope_cs = alloc_f((size_t)hp->n_rot);
     c->kv_row = alloc_f((size_t)hp->n_head * 2 * hp->head_dim);
     int64_t widest_in = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
     if ((int64_t)dq > widest_in) widest_in = (int64_t)dq;
     c->scratch = malloc(ns_matmul_scratch_size(widest_in, c->n_batch));
     c->logits_cap = (size_t)hp->n_vocab;
     c->logits = alloc_f(c->logits_cap);
-    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv || !c->att || !c->hb || !c->hb2 || !c->scores ||
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv || !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_cs ||
         !c->kv_row || !c->scratch || !c->logits) {
         fail(err, errlen, "out of memory for context buffers");
         goto error;
@@ -151,23 +154,31 @@ static void rms_norm(float *out, const float *x, const float *w, int n, float ep
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-/* Rotates one head in place. theta_i = pos * base^(-2i/n_rot) * freq_scale
- * (divided by factors[i] when the model has per-frequency factors). */
-static void rope_head(float *h, int pos, const ns_hparams *hp, const float *factors) {
-    const int n_rot = hp->n_rot;
-    const float theta_scale = powf(hp->rope_base, -2.0f / (float)n_rot);
+/* cos and sin of every rotated pair at position pos, interleaved:
+ * theta_i = pos * base^(-2i/n_rot) * freq_scale, divided by factors[i] when
+ * the model has per-frequency factors, both scaled by the attention factor.
+ * The powers are built by repeated multiplication, as the reference does. */
+static void rope_angles(float *cs, int pos, const ns_hparams *hp, const float *factors) {
+    const float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
     float theta_base = (float)pos;
-    for (int i = 0; i < n_rot / 2; i++) {
+    for (int i = 0; i < hp->n_rot / 2; i++) {
         float theta = theta_base * hp->rope_freq_scale;
         if (factors) theta /= factors[i];
-        float cs = cosf(theta) * hp->rope_attn_factor;
-        float sn = sinf(theta) * hp->rope_attn_factor;
-        int a = hp->rope_neox ? i : 2 * i;
-        int b = hp->rope_neox ? i + n_rot / 2 : 2 * i + 1;
-        float x0 = h[a], x1 = h[b];
-        h[a] = x0 * cs - x1 * sn;
-        h[b] = x0 * sn + x1 * cs;
+        cs[2 * i] = cosf(theta) * hp->rope_attn_factor;
+        cs[2 * i + 1] = sinf(theta) * hp->rope_attn_factor;
         theta_base *= theta_scale;
+    }
+}
+
+/* Rotates one head in place with angles from rope_angles. */
+static void rope_head(float *h, const float *cs, const ns_hparams *hp) {
+    const int half = hp->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        int a = hp->rope_neox ? i : 2 * i;
+        int b = hp->rope_neox ? i + half : 2 * i + 1;
+        float x0 = h[a], x1 = h[b];
+        h[a] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+        h[b] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
     }
 }
 
@@ -276,8 +287,9 @@ static void forward_batch(ns_context *c, int seq, const int32_t *tokens, int n, 
             if (ly->bq) for (int i = 0; i < dq; i++) q[i] += ly->bq[i];
             if (ly->bk) for (int i = 0; i < dkv; i++) k[i] += ly->bk[i];
             if (ly->bv) for (int i = 0; i < dkv; i++) v[i] += ly->bv[i];
-            for (int h = 0; h < hp->n_head; h++) rope_head(q + (size_t)h * hd, pos0 + t, hp, factors);
-            for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + (size_t)h * hd, pos0 + t, hp, factors);
+            rope_angles(c->rope_cs, pos0 + t, hp, factors);
+            for (int h = 0; h < hp->n_head; h++) rope_head(q + (size_t)h * hd, c->rope_cs, hp);
+            for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + (size_t)h * hd, c->rope_cs, hp);
             ns_kv_store(&c->kv, ns_kv_k_row(&c->kv, seq, il, pos0 + t), k);
             ns_kv_store(&c->kv, ns_kv_v_row(&c->kv, seq, il, pos0 + t), v);
         }
