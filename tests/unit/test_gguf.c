@@ -425,6 +425,21 @@ static void small_file(uint8_t **buf, size_t *size) {
     ns_gguf_writer_free(w);
 }
 
+static void test_version2(void **state) {
+    (void)state;
+    uint8_t *buf;
+    size_t size;
+    small_file(&buf, &size);
+    put32(buf + 4, 2);
+    char err[256];
+    ns_gguf *g = ns_gguf_parse(buf, size, err, sizeof err);
+    if (!g) fail_msg("%s", err);
+    assert_int_equal(g->version, 2);
+    assert_int_equal(g->n_tensors, 3);
+    ns_gguf_close(g);
+    free(buf);
+}
+
 static void test_truncations(void **state) {
     (void)state;
     uint8_t *buf;
@@ -716,6 +731,7 @@ static void test_real_files(void **state) {
 int main(void) {
     const struct CMUnitTest all[] = {
         cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_metadata_only),
+        cmocka_unit_test(test_version2),
         cmocka_unit_test(test_truncations),      cmocka_unit_test(test_corruptions),
         cmocka_unit_test(test_writer_built_errors), cmocka_unit_test(test_open_errors),
     };
