@@ -19,9 +19,21 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNSTACK_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
-echo "== ASan + UBSan build (clang), unit and CLI tests"
+echo "== ASan + UBSan build (clang), unit and CLI tests, fuzz corpus replay"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSTACK_SANITIZE=ON -DNSTACK_WERROR=ON \
-      -DCMAKE_C_COMPILER=clang >/dev/null
+      -DNSTACK_FUZZ=ON -DCMAKE_C_COMPILER=clang >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -j"$jobs")
+
+echo "== 30 s of fresh GGUF fuzzing on a copy of the corpus"
+fz="$(mktemp -d)"
+trap 'rm -rf "$fz"' EXIT
+cp tests/fuzz/corpus/gguf/* "$fz/"
+mkdir -p "$fz/artifacts"
+build-asan/tests/fuzz/fuzz_gguf -max_total_time=30 -max_len=65536 -timeout=10 -dict=tests/fuzz/gguf.dict \
+    -artifact_prefix="$fz/artifacts/" -print_final_stats=1 "$fz" 2>&1 | tail -n 3
+if ls "$fz"/artifacts/* >/dev/null 2>&1; then
+    echo "fuzzing found a failing input:"; ls "$fz"/artifacts/
+    exit 1
+fi
