@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "engine/gguf_write.h"
 #include "engine/quant.h"
+#include "engine/quantize.h"
 #include "nstack/gguf.h"
 
 typedef struct {
@@ -30,7 +33,8 @@ static void mk_usage(FILE *f) {
             "  --vocab N        vocabulary size of the made-up vocabulary (default 1024)\n"
             "  --vocab-from F   copy the tokenizer of GGUF file F instead\n"
             "  --ctx N          training context length (default 2048)\n"
-            "  --type T         weight type: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1\n"
+            "  --type T         weight type: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1,\n"
+            "                   q2_k, q3_k, q4_k, q5_k, q6_k (every matrix; mixes such as q4_k_m: nstack quantize)\n"
             "  --tied           no output.weight: the token embedding is reused\n"
             "  --seed S         random seed (default 1)\n"
             "Example, a llama-shaped 1.1B model: --dim 2048 --layers 16 --heads 32 --kv-heads 8 --ff 5632 --vocab 32000\n");
@@ -49,30 +53,34 @@ static int parse_type(const char *s, ns_type *t) {
     static const struct { const char *name; ns_type type; } types[] = {
         {"f32", NS_TYPE_F32}, {"f16", NS_TYPE_F16}, {"bf16", NS_TYPE_BF16}, {"q8_0", NS_TYPE_Q8_0},
         {"q4_0", NS_TYPE_Q4_0}, {"q4_1", NS_TYPE_Q4_1}, {"q5_0", NS_TYPE_Q5_0}, {"q5_1", NS_TYPE_Q5_1},
+        {"q2_k", NS_TYPE_Q2_K}, {"q3_k", NS_TYPE_Q3_K}, {"q4_k", NS_TYPE_Q4_K}, {"q5_k", NS_TYPE_Q5_K},
+        {"q6_k", NS_TYPE_Q6_K},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (strcmp(s, types[i].name) == 0) {
+        if (strcasecmp(s, types[i].name) == 0) {
             *t = types[i].type;
-            return ns_kernels(*t) && ns_kernels(*t)->from_float ? 0 : -1;
+            return ns_quantize_supported(*t) ? 0 : -1;
         }
     return -1;
 }
 
 /* A rows x cols matrix (cols = ne0) of uniform values in +-scale, encoded as type. */
 static int add_matrix(ns_gguf_writer *w, const char *name, ns_type type, int64_t ne0, int64_t ne1, float scale) {
-    if (ns_row_size(type, ne0) == 0) type = NS_TYPE_F32; /* rows not a whole number of blocks */
+    /* rows not a whole number of blocks: the quantize tool's fallback type, F32 when none fits */
+    bool fell_back;
+    type = ns_quantize_fit_type(type, ne0, &fell_back);
+    if (fell_back && type == NS_TYPE_F16) type = NS_TYPE_F32;
     size_t row = ns_row_size(type, ne0);
     uint8_t *data = malloc(row * (size_t)ne1);
-    float *tmp = malloc(sizeof(float) * (size_t)ne0);
+    float *tmp = malloc(sizeof(float) * (size_t)ne0 * (size_t)ne1);
     if (!data || !tmp) {
         free(data);
         free(tmp);
         return -1;
     }
-    for (int64_t r = 0; r < ne1; r++) {
-        for (int64_t i = 0; i < ne0; i++) tmp[i] = rng_uniform() * scale;
-        ns_kernels(type)->from_float(tmp, data + (size_t)r * row, ne0);
-    }
+    for (int64_t i = 0; i < ne0 * ne1; i++) tmp[i] = rng_uniform() * scale;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    ns_quantize_rows(type, tmp, data, ne1, ne0, cpus > 0 ? (int)(cpus < 64 ? cpus : 64) : 1);
     int64_t ne[2] = {ne0, ne1};
     int rc = ns_gguf_w_tensor(w, name, type, ne1 == 1 ? 1 : 2, ne, data);
     free(data);

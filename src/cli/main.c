@@ -14,6 +14,7 @@ static void usage(FILE *f) {
             "  logits MODEL --tokens L   print the top logits after each token, one JSON line each\n"
             "  mkmodel OUT.gguf          write a random-weight model for tests and benchmarks\n"
             "  bench MODEL               prompt and decode tokens/s, as llama-bench reports them\n"
+            "  quantize IN OUT TYPE      convert a model to q4_k_m, q8_0, ... as llama-quantize does\n"
             "  version                   print the version\n"
             "\n"
             "`nstack COMMAND --help` describes a command's options.\n");
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "logits") == 0) return cmd_logits(argc - 1, argv + 1);
     if (strcmp(cmd, "mkmodel") == 0) return cmd_mkmodel(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "quantize") == 0) return cmd_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("nstack %s\n", NSTACK_VERSION);
         return NS_EXIT_OK;
