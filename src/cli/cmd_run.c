@@ -1,4 +1,5 @@
 /* nstack run: load a model, evaluate the prompt, stream the generated text. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "cli.h"
 #include "nstack/model.h"
 #include "nstack/sampler.h"
+#include "nstack/stop.h"
 
 typedef struct {
     const char *model;
@@ -15,6 +17,10 @@ typedef struct {
     long long n_predict;
     ns_sampler_params sp;
     bool seed_given;
+    ns_logit_bias *bias; /* --logit-bias, malloc'd */
+    int n_bias;
+    const char **stops; /* --stop, malloc'd; the strings are argv's */
+    int n_stops;
     int n_ctx, n_threads;
     ns_kv_type kv_type;
     bool verbose;
@@ -27,12 +33,58 @@ static void run_usage(FILE *f) {
             "  --temp T          temperature; 0 = greedy (default 0.8)\n"
             "  --top-k K         keep the K most likely tokens (default 40; 0 = all)\n"
             "  --top-p P         keep the smallest set with probability P (default 0.9)\n"
+            "  --min-p P         drop tokens less likely than P times the best (default 0 = off)\n"
+            "  --typical-p P     locally typical sampling mass (default 1 = off)\n"
+            "  --repeat-penalty R      penalty for tokens in the last N (default 1.1; 1 = off)\n"
+            "  --repeat-last-n N       tokens the penalties look back at (default 64; 0 = off, -1 = all)\n"
+            "  --presence-penalty P    subtracted once from seen tokens, in [-2, 2] (default 0)\n"
+            "  --frequency-penalty F   subtracted per occurrence, in [-2, 2] (default 0)\n"
+            "  --mirostat M      0 = off (default), 1 = Mirostat, 2 = Mirostat 2.0\n"
+            "  --mirostat-tau T  Mirostat target surprise in bits (default 5)\n"
+            "  --mirostat-eta E  Mirostat learning rate (default 0.1)\n"
+            "  --logit-bias ID=B add B to token ID's logit; B = -inf bans it (repeatable)\n"
+            "  --stop TEXT       stop before TEXT, which is not printed (repeatable)\n"
             "  --seed S          random seed (default: from the clock)\n"
             "  --ctx N           context size in tokens (default: the model's, at most 4096)\n"
             "  --threads N       threads (default: online CPUs)\n"
             "  --kv-type T       f16 (default) or f32\n"
             "  --verbose         print timings to stderr\n"
             "The prompt is read from standard input when it is not given.\n");
+}
+
+/* After an option set a sampler field: the field's range, checked where the
+ * engine checks it, with the option's name in the message. */
+static bool sampler_field_ok(const run_opts *o, const char *opt) {
+    char err[256];
+    if (ns_sampler_params_check(&o->sp, err, sizeof err) == 0) return true;
+    fprintf(stderr, "nstack run: invalid value for %s: %s\n", opt, err);
+    return false;
+}
+
+/* "ID=BIAS", BIAS a number or -inf */
+static bool parse_logit_bias(const char *v, ns_logit_bias *out) {
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v) return false;
+    char id[32];
+    size_t n = (size_t)(eq - v);
+    if (n >= sizeof id) return false;
+    memcpy(id, v, n);
+    id[n] = 0;
+    long long iv;
+    if (!cli_parse_int(id, 0, INT32_MAX, &iv)) return false;
+    double b;
+    if (strcmp(eq + 1, "-inf") == 0 || strcmp(eq + 1, "-infinity") == 0) b = -INFINITY;
+    else if (!cli_parse_float(eq + 1, &b)) return false;
+    out->token = (int32_t)iv;
+    out->bias = (float)b;
+    return true;
+}
+
+static void free_run_opts(run_opts *o) {
+    free(o->bias);
+    free(o->stops);
+    o->bias = NULL;
+    o->stops = NULL;
 }
 
 static int parse_run(int argc, char **argv, run_opts *o) {
@@ -56,8 +108,67 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 0, 1 << 30, &iv)) goto bad;
             o->sp.top_k = (int)iv;
         } else if (strcmp(a, "--top-p") == 0) {
-            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv) || fv < 0 || fv > 1) goto bad;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.top_p = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--min-p") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
+            o->sp.min_p = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--typical-p") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
+            o->sp.typical_p = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--repeat-penalty") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
+            o->sp.repeat_penalty = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--repeat-last-n") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, INT32_MIN, INT32_MAX, &iv)) goto bad;
+            o->sp.repeat_last_n = (int)iv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--presence-penalty") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
+            o->sp.presence_penalty = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--frequency-penalty") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
+            o->sp.frequency_penalty = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--mirostat") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, INT32_MIN, INT32_MAX, &iv)) goto bad;
+            o->sp.mirostat = (int)iv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--mirostat-tau") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
+            o->sp.mirostat_tau = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--mirostat-eta") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
+            o->sp.mirostat_eta = (float)fv;
+            if (!sampler_field_ok(o, a)) return -1;
+        } else if (strcmp(a, "--logit-bias") == 0) {
+            ns_logit_bias b;
+            if (!(v = cli_value(argc, argv, &i))) goto bad;
+            if (!parse_logit_bias(v, &b)) {
+                fprintf(stderr, "nstack run: invalid value for %s: '%s' (expected TOKEN_ID=BIAS, BIAS a number or -inf)\n",
+                        a, v);
+                return -1;
+            }
+            ns_logit_bias *nb = realloc(o->bias, sizeof *nb * (size_t)(o->n_bias + 1));
+            if (!nb) goto oom;
+            o->bias = nb;
+            o->bias[o->n_bias++] = b;
+        } else if (strcmp(a, "--stop") == 0) {
+            if (!(v = cli_value(argc, argv, &i))) goto bad;
+            if (!*v) {
+                fprintf(stderr, "nstack run: invalid value for %s: the stop text is empty\n", a);
+                return -1;
+            }
+            const char **ns = realloc(o->stops, sizeof *ns * (size_t)(o->n_stops + 1));
+            if (!ns) goto oom;
+            o->stops = ns;
+            o->stops[o->n_stops++] = v;
         } else if (strcmp(a, "--seed") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 0, INT64_MAX, &iv)) goto bad;
             o->sp.seed = (uint64_t)iv;
@@ -90,7 +201,12 @@ static int parse_run(int argc, char **argv, run_opts *o) {
     bad:
         fprintf(stderr, "nstack run: invalid value for %s\n", a);
         return -1;
+    oom:
+        fprintf(stderr, "nstack run: out of memory\n");
+        return -1;
     }
+    o->sp.logit_bias = o->bias;
+    o->sp.n_logit_bias = o->n_bias;
     if (!o->model) {
         run_usage(stderr);
         return -1;
@@ -121,17 +237,6 @@ static char *read_stdin(void) {
     return buf;
 }
 
-/* Bytes at the end of buf[0..len) that start a UTF-8 character not yet complete. */
-static size_t incomplete_utf8_tail(const char *buf, size_t len) {
-    for (size_t back = 1; back <= 4 && back <= len; back++) {
-        unsigned char ch = (unsigned char)buf[len - back];
-        if ((ch & 0xC0) == 0x80) continue; /* continuation byte */
-        size_t need = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC0 ? 2 : 1;
-        return need > back ? back : 0;
-    }
-    return 0;
-}
-
 static void print_duration(const char *label, double s) {
     if (s >= 1.0) fprintf(stderr, "%-22s%.6fs\n", label, s);
     else fprintf(stderr, "%-22s%.6fms\n", label, s * 1e3);
@@ -139,7 +244,10 @@ static void print_duration(const char *label, double s) {
 
 int cmd_run(int argc, char **argv) {
     run_opts o;
-    if (parse_run(argc, argv, &o) != 0) return NS_EXIT_USAGE;
+    if (parse_run(argc, argv, &o) != 0) {
+        free_run_opts(&o);
+        return NS_EXIT_USAGE;
+    }
     if (!o.seed_given) o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
     char *stdin_prompt = NULL;
@@ -153,6 +261,7 @@ int cmd_run(int argc, char **argv) {
     ns_model *m = NULL;
     ns_context *c = NULL;
     ns_sampler *s = NULL;
+    ns_stop *stop = NULL;
     int32_t *toks = NULL;
     double t_start = cli_now();
 
@@ -173,8 +282,18 @@ int cmd_run(int argc, char **argv) {
         goto out;
     }
     const int n_vocab = ns_model_hparams(m)->n_vocab;
-    s = ns_sampler_new(&o.sp, n_vocab);
+    s = ns_sampler_new_checked(&o.sp, n_vocab, err, sizeof err);
     if (!s) {
+        if (strstr(err, "logit_bias")) { /* a token id the model does not have */
+            fprintf(stderr, "nstack run: invalid value for --logit-bias: %s\n", err);
+            rc = NS_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "nstack: %s\n", err);
+        }
+        goto out;
+    }
+    stop = ns_stop_new(o.stops, o.n_stops);
+    if (!stop) {
         fprintf(stderr, "nstack: out of memory\n");
         goto out;
     }
@@ -202,32 +321,33 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "nstack: %s\n", err);
         goto out;
     }
+    /* the prompt counts for the repetition penalties, as in the reference engine */
+    ns_sampler_accept_many(s, toks, n_tok);
     double t_prompt = cli_now();
 
-    char pending[64];
-    size_t npend = 0;
     long long n_gen = 0;
+    const char *emit;
+    size_t n_emit;
     bool prev_bos = toks[n_tok - 1] == ns_vocab_bos(vocab);
     while (o.n_predict < 0 || n_gen < o.n_predict) {
         int32_t tok = ns_sampler_sample(s, ns_context_logits(c, -1));
+        if (tok < 0) {
+            fprintf(stderr, "\nnstack: no token can be sampled (every logit is -inf after --logit-bias); stopping\n");
+            break;
+        }
+        ns_sampler_accept(s, tok);
         n_gen++;
         if (ns_vocab_is_eog(vocab, tok)) break;
         char piece[256];
         int len = ns_token_to_piece(vocab, tok, false, piece, sizeof piece);
         if (len > 0) {
             int skip = (prev_bos && piece[0] == ' ') ? 1 : 0; /* SentencePiece's dummy prefix */
-            for (int i = skip; i < len; i++) {
-                pending[npend++] = piece[i];
-                if (npend == sizeof pending) {
-                    fwrite(pending, 1, npend, stdout);
-                    npend = 0;
-                }
-            }
-            size_t hold = incomplete_utf8_tail(pending, npend);
-            fwrite(pending, 1, npend - hold, stdout);
-            memmove(pending, pending + npend - hold, hold);
-            npend = hold;
+            /* held back: an incomplete UTF-8 character, and text that may
+             * still become a stop sequence */
+            n_emit = ns_stop_feed(stop, piece + skip, (size_t)(len - skip), &emit);
+            fwrite(emit, 1, n_emit, stdout);
             fflush(stdout);
+            if (ns_stop_hit(stop)) break;
         }
         prev_bos = false;
         if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
@@ -240,7 +360,8 @@ int cmd_run(int argc, char **argv) {
             goto out;
         }
     }
-    fwrite(pending, 1, npend, stdout);
+    n_emit = ns_stop_flush(stop, &emit);
+    fwrite(emit, 1, n_emit, stdout);
     if (isatty(STDOUT_FILENO)) fputc('\n', stdout);
     fflush(stdout);
     double t_end = cli_now();
@@ -259,9 +380,11 @@ int cmd_run(int argc, char **argv) {
     rc = NS_EXIT_OK;
 out:
     free(toks);
+    ns_stop_free(stop);
     ns_sampler_free(s);
     ns_context_free(c);
     ns_model_free(m);
     free(stdin_prompt);
+    free_run_opts(&o);
     return rc;
 }
