@@ -3,7 +3,7 @@
 # packages. Idempotent: quiet when everything is already there.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev valgrind)
+packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev libpcre2-dev valgrind)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -26,7 +26,11 @@ enum {
 
 /* Reads tokenizer.ggml.* from g (which may hold no tensors). The vocab
  * copies what it needs: g may be closed afterwards. NULL + err on failure
- * (unknown tokenizer model, missing or inconsistent arrays). */
+ * (unknown tokenizer model, missing or inconsistent arrays, an unknown
+ * tokenizer.ggml.pre). tokenizer.ggml.model "llama" is SentencePiece,
+ * "gpt2" byte-level BPE with its merges and the pre-tokenizer named by
+ * tokenizer.ggml.pre (absent: "default", with a warning on stderr, as the
+ * reference engine does). */
 ns_vocab *ns_vocab_load(const ns_gguf *g, char *err, size_t errlen);
 void ns_vocab_free(ns_vocab *v);
 
@@ -51,14 +55,18 @@ int ns_tokenize(const ns_vocab *v, const char *text, size_t len, bool add_bos,
                 bool parse_special, int32_t *out, int max);
 
 /* The bytes token tok stands for (byte tokens decode to their byte, the
- * SentencePiece space mark to ' '). Control tokens give "" unless special.
+ * SentencePiece space mark to ' ', a byte-level BPE token to its raw bytes,
+ * which may be part of a UTF-8 character: callers that print pieces as they
+ * come hold back an incomplete character). Control tokens give "" unless
+ * special.
  * Returns the length written (not NUL-terminated), or -needed if buf is too
  * small, or INT32_MIN for an id out of range. */
 int ns_token_to_piece(const ns_vocab *v, int32_t tok, bool special, char *buf, int buflen);
 
 /* Detokenize a whole sequence; handles the leading-space rule of
- * SentencePiece (a leading space after BOS is dropped). Returns a malloc'd
- * NUL-terminated string. */
+ * SentencePiece (a leading space after BOS is dropped). Byte-level BPE
+ * gives the exact bytes back (no clean-up of spaces before punctuation).
+ * Returns a malloc'd NUL-terminated string. */
 char *ns_detokenize(const ns_vocab *v, const int32_t *toks, int n, bool special);
 
 #ifdef __cplusplus

@@ -1,5 +1,10 @@
-/* SentencePiece-style tokenizer (tokenizer.ggml.model = "llama") over the
- * vocabulary stored in a GGUF file, matching the reference engine:
+/* Tokenizers over the vocabulary stored in a GGUF file, matching the
+ * reference engine (llama.cpp): SentencePiece-style (tokenizer.ggml.model =
+ * "llama", here) and byte-level BPE ("gpt2": tokenizer_bpe.c for the merges,
+ * pretokenize.c for the pre-tokenizers; the loading, the special tokens and
+ * the pieces are shared and live here).
+ *
+ * SentencePiece:
  *
  *  - special tokens (CONTROL, USER_DEFINED, UNKNOWN) are split out of the text
  *    first, longest first; CONTROL and UNKNOWN ones only when parse_special,
@@ -13,6 +18,8 @@
  *    <0xXX> tokens (or <unk> when the vocabulary has no byte tokens).
  */
 #include "nstack/tokenizer.h"
+
+#include "tokenizer_bpe.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -59,6 +66,8 @@ struct ns_vocab {
      * long inputs). Keys are pair_key() (never 0); 0 marks an empty slot. */
     uint64_t *pairs;
     size_t pairs_cap, pairs_n;   /* cap: power of two */
+
+    ns_bpe *bpe;             /* byte-level BPE ("gpt2"); NULL for SentencePiece */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -112,6 +121,8 @@ static int32_t vocab_insert(ns_vocab *v, int32_t id) {
 }
 
 static bool valid_id(const ns_vocab *v, int32_t id) { return v && id >= 0 && id < v->n; }
+
+int32_t ns_vocab_lookup(const ns_vocab *v, const char *s, size_t n) { return vocab_find(v, s, n); }
 
 /* Printable, truncated copy of a token's text for messages. */
 static void printable(char *dst, size_t dstlen, const char *s, size_t n) {
@@ -305,11 +316,13 @@ ns_vocab *ns_vocab_load(const ns_gguf *g, char *err, size_t errlen) {
         seterr(err, errlen, "tokenizer: tokenizer.ggml.model is not a string");
         return NULL;
     }
-    if (!ns_gguf_str_eq(mkv->v.str, "llama")) {
+    bool is_bpe = ns_gguf_str_eq(mkv->v.str, "gpt2");
+    if (!is_bpe && !ns_gguf_str_eq(mkv->v.str, "llama")) {
         char name[64];
         printable(name, sizeof name, mkv->v.str.ptr, (size_t)mkv->v.str.len);
         seterr(err, errlen,
-               "tokenizer: unsupported tokenizer.ggml.model \"%s\" (only \"llama\", SentencePiece, is supported)",
+               "tokenizer: unsupported tokenizer.ggml.model \"%s\" (supported: \"llama\", SentencePiece, and "
+               "\"gpt2\", byte-level BPE)",
                name);
         return NULL;
     }
@@ -361,6 +374,13 @@ ns_vocab *ns_vocab_load(const ns_gguf *g, char *err, size_t errlen) {
     ns_vocab *v = calloc(1, sizeof *v);
     if (!v) goto oom;
     v->n = n;
+    if (is_bpe) {  /* merges and pre-tokenizer first: their errors are the likely ones */
+        v->bpe = ns_bpe_load(g, err, errlen);
+        if (!v->bpe) {
+            ns_vocab_free(v);
+            return NULL;
+        }
+    }
 
     /* text pool; an empty entry becomes "[EMPTY_<id>]" as in the reference */
     size_t total = 0;
@@ -436,10 +456,17 @@ ns_vocab *ns_vocab_load(const ns_gguf *g, char *err, size_t errlen) {
         }
     }
 
-    /* special ids: the reference's defaults for a llama vocab, then the file */
-    v->bos = 1 < n ? 1 : -1;
-    v->eos = 2 < n ? 2 : -1;
-    v->unk = 0;
+    /* special ids: the reference's defaults for the vocab type, then the file */
+    unsigned pflags = ns_bpe_flags(v->bpe);
+    if (v->bpe) {
+        v->bos = 11 < n && !(pflags & NS_PRETOK_NO_BOS) ? 11 : -1;
+        v->eos = 11 < n ? 11 : -1;
+        v->unk = -1;
+    } else {
+        v->bos = 1 < n ? 1 : -1;
+        v->eos = 2 < n ? 2 : -1;
+        v->unk = 0;
+    }
     v->pad = -1;
     v->eot = -1;
     v->eom = -1;
@@ -450,9 +477,11 @@ ns_vocab *ns_vocab_load(const ns_gguf *g, char *err, size_t errlen) {
     read_special_id(g, "tokenizer.ggml.eot_token_id", n, &v->eot);
     read_special_id(g, "tokenizer.ggml.eom_token_id", n, &v->eom);
 
-    v->add_bos = true;
+    /* SentencePiece adds BOS and a dummy space prefix; BPE adds BOS only
+     * for some pre-tokenizers (llama3, tekken, chameleon); the file decides */
+    v->add_bos = v->bpe ? (pflags & NS_PRETOK_ADD_BOS) != 0 : true;
     v->add_eos = false;
-    v->add_space_prefix = true;
+    v->add_space_prefix = !v->bpe;
     bool b;
     if (ns_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) v->add_bos = b;
     if (ns_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
@@ -508,7 +537,37 @@ ns_vocab *ns_vocab_load(const ns_gguf *g, char *err, size_t errlen) {
         if (read_special_id(g, fim_eog_keys[k], n, &id)) v->flags[id] |= F_EOG;
     }
 
-    if (!build_pairs(v)) goto oom;
+    /* fill-in-the-middle tokens named like the reference's list become
+     * control tokens; pad, repo and file-separator ones end generation */
+    static const char *const fim_names[6][7] = {
+        {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<PRE>",
+         "\xe2\x96\x81<PRE>", NULL},
+        {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>", "<SUF>",
+         "\xe2\x96\x81<SUF>", NULL},
+        {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>", "<MID>",
+         "\xe2\x96\x81<MID>", NULL},
+        {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", NULL},
+        {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", NULL},
+        {"<|file_sep|>", NULL},
+    };
+    static const char *const fim_keys[6] = {
+        "tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.fim_mid_token_id",
+        "tokenizer.ggml.fim_pad_token_id", "tokenizer.ggml.fim_rep_token_id", "tokenizer.ggml.fim_sep_token_id",
+    };
+    for (int k = 0; k < 6; k++) {
+        int32_t id = -1;
+        if (read_special_id(g, fim_keys[k], n, &id)) continue;
+        if (k < 3 && read_special_id(g, k == 0 ? "tokenizer.ggml.prefix_token_id"
+                                       : k == 1 ? "tokenizer.ggml.suffix_token_id"
+                                                : "tokenizer.ggml.middle_token_id", n, &id))
+            continue;
+        for (int j = 0; fim_names[k][j] && id < 0; j++) id = find_cstr(v, fim_names[k][j]);
+        if (id < 0) continue;
+        make_control(v, id);
+        if (k >= 3) v->flags[id] |= F_EOG;
+    }
+
+    if (!v->bpe && !build_pairs(v)) goto oom;
 
     /* the special tokens that are split out of the text, longest first */
     int32_t ns = 0;
@@ -560,6 +619,7 @@ void ns_vocab_free(ns_vocab *v) {
     free(v->htab);
     free(v->special);
     free(v->pairs);
+    ns_bpe_free(v->bpe);
     free(v);
 }
 
@@ -580,16 +640,9 @@ const char *ns_vocab_token_text(const ns_vocab *v, int32_t tok) {
 
 /* --------------------------------------------------------------- tokenize */
 
-typedef struct {
-    int32_t *out;
-    int max;
-    size_t count;
-} outbuf;
+typedef ns_tokbuf outbuf;
 
-static inline void emit(outbuf *o, int32_t tok) {
-    if (o->count < (size_t)o->max) o->out[o->count] = tok;
-    o->count++;
-}
+static inline void emit(outbuf *o, int32_t tok) { ns_tokbuf_push(o, tok); }
 
 typedef struct {
     int prev, next;
@@ -865,12 +918,15 @@ int ns_tokenize(const ns_vocab *v, const char *text, size_t len, bool add_bos, b
     frags[0] = (fragment){-1, 0, len};
 
     session s = {0};
+    ns_bpe_session bs = {0};
     bool ok = partition(v, text, parse_special, &frags, &nfrag, &cap);
     bool prev_special = true;  /* the dummy prefix goes before the first fragment */
     for (size_t f = 0; ok && f < nfrag; f++) {
         if (frags[f].tok >= 0) {
             emit(&o, frags[f].tok);
             prev_special = true;
+        } else if (v->bpe) {
+            ok = ns_bpe_tokenize(v, v->bpe, &bs, text + frags[f].off, frags[f].len, &o);
         } else {
             ok = spm_fragment(v, &s, text + frags[f].off, frags[f].len, v->add_space_prefix && prev_special, &o);
             prev_special = false;
@@ -881,6 +937,7 @@ int ns_tokenize(const ns_vocab *v, const char *text, size_t len, bool add_bos, b
     free(s.text);
     free(s.sym);
     free(s.heap);
+    ns_bpe_session_free(&bs);
     return ok ? (int)o.count : -1;
 }
 
@@ -899,6 +956,22 @@ static int piece_of(const ns_vocab *v, int32_t tok, bool special, char *buf, int
     if (!valid_id(v, tok)) return -1;
     const char *t = tok_text(v, tok);
     int n = (int)v->len[tok];
+    if (v->bpe) {  /* byte-level BPE: normal (and byte) tokens map back to bytes */
+        switch (v->type[tok]) {
+        case NS_TOKEN_CONTROL:
+        case NS_TOKEN_UNKNOWN:
+            if (!special) return 0;
+            /* fall through */
+        case NS_TOKEN_USER_DEFINED:
+            if (n > 0 && n <= buflen) memcpy(buf, t, (size_t)n);
+            return n;
+        case NS_TOKEN_NORMAL:
+        case NS_TOKEN_BYTE:
+            return ns_bpe_decode(t, (size_t)n, buf, buflen);
+        default:
+            return 0;
+        }
+    }
     switch (v->type[tok]) {
     case NS_TOKEN_CONTROL:
     case NS_TOKEN_UNKNOWN:
