@@ -13,8 +13,11 @@
 #include "quant.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
+
+#include "kernels_x86.h"
 
 _Static_assert(sizeof(ns_block_q4_0) == 18, "q4_0 block size");
 _Static_assert(sizeof(ns_block_q4_1) == 20, "q4_1 block size");
@@ -764,27 +767,65 @@ static float dot_q6_K_q8_K(int64_t n, const void *w, const void *x) {
     return sum;
 }
 
-/* ---- the table ---------------------------------------------------------- */
+/* ---- the tables ---------------------------------------------------------
+ * The scalar table is the reference; each SIMD level starts from the level
+ * below it (avx512vnni from avx512, avx512 and avxvnni from avx2) and
+ * replaces the kernels it has. All tables are built once, at first use. */
 
-static const ns_type_kernels kernels[NS_TYPE_COUNT] = {
-    [NS_TYPE_F32] = {dequant_f32, quant_f32, dot_f32_f32, NS_TYPE_F32},
-    [NS_TYPE_F16] = {dequant_f16, quant_f16, dot_f16_f16, NS_TYPE_F16},
-    [NS_TYPE_BF16] = {dequant_bf16, quant_bf16, dot_bf16_bf16, NS_TYPE_BF16},
-    [NS_TYPE_Q4_0] = {dequant_q4_0, quant_q4_0, dot_q4_0_q8_0, NS_TYPE_Q8_0},
-    [NS_TYPE_Q4_1] = {dequant_q4_1, quant_q4_1, dot_q4_1_q8_1, NS_TYPE_Q8_1},
-    [NS_TYPE_Q5_0] = {dequant_q5_0, quant_q5_0, dot_q5_0_q8_0, NS_TYPE_Q8_0},
-    [NS_TYPE_Q5_1] = {dequant_q5_1, quant_q5_1, dot_q5_1_q8_1, NS_TYPE_Q8_1},
-    [NS_TYPE_Q8_0] = {dequant_q8_0, quant_q8_0, dot_q8_0_q8_0, NS_TYPE_Q8_0},
-    [NS_TYPE_Q8_1] = {dequant_q8_1, quant_q8_1, NULL, NS_TYPE_Q8_1},
-    [NS_TYPE_Q2_K] = {dequant_q2_K, NULL, dot_q2_K_q8_K, NS_TYPE_Q8_K},
-    [NS_TYPE_Q3_K] = {dequant_q3_K, NULL, dot_q3_K_q8_K, NS_TYPE_Q8_K},
-    [NS_TYPE_Q4_K] = {dequant_q4_K, NULL, dot_q4_K_q8_K, NS_TYPE_Q8_K},
-    [NS_TYPE_Q5_K] = {dequant_q5_K, NULL, dot_q5_K_q8_K, NS_TYPE_Q8_K},
-    [NS_TYPE_Q6_K] = {dequant_q6_K, NULL, dot_q6_K_q8_K, NS_TYPE_Q8_K},
-    [NS_TYPE_Q8_K] = {dequant_q8_K, quant_q8_K, NULL, NS_TYPE_Q8_K},
+static const ns_type_kernels scalar_kernels[NS_TYPE_COUNT] = {
+    [NS_TYPE_F32] = {dequant_f32, quant_f32, dot_f32_f32, NS_TYPE_F32, NULL},
+    [NS_TYPE_F16] = {dequant_f16, quant_f16, dot_f16_f16, NS_TYPE_F16, NULL},
+    [NS_TYPE_BF16] = {dequant_bf16, quant_bf16, dot_bf16_bf16, NS_TYPE_BF16, NULL},
+    [NS_TYPE_Q4_0] = {dequant_q4_0, quant_q4_0, dot_q4_0_q8_0, NS_TYPE_Q8_0, NULL},
+    [NS_TYPE_Q4_1] = {dequant_q4_1, quant_q4_1, dot_q4_1_q8_1, NS_TYPE_Q8_1, NULL},
+    [NS_TYPE_Q5_0] = {dequant_q5_0, quant_q5_0, dot_q5_0_q8_0, NS_TYPE_Q8_0, NULL},
+    [NS_TYPE_Q5_1] = {dequant_q5_1, quant_q5_1, dot_q5_1_q8_1, NS_TYPE_Q8_1, NULL},
+    [NS_TYPE_Q8_0] = {dequant_q8_0, quant_q8_0, dot_q8_0_q8_0, NS_TYPE_Q8_0, NULL},
+    [NS_TYPE_Q8_1] = {dequant_q8_1, quant_q8_1, NULL, NS_TYPE_Q8_1, NULL},
+    [NS_TYPE_Q2_K] = {dequant_q2_K, NULL, dot_q2_K_q8_K, NS_TYPE_Q8_K, NULL},
+    [NS_TYPE_Q3_K] = {dequant_q3_K, NULL, dot_q3_K_q8_K, NS_TYPE_Q8_K, NULL},
+    [NS_TYPE_Q4_K] = {dequant_q4_K, NULL, dot_q4_K_q8_K, NS_TYPE_Q8_K, NULL},
+    [NS_TYPE_Q5_K] = {dequant_q5_K, NULL, dot_q5_K_q8_K, NS_TYPE_Q8_K, NULL},
+    [NS_TYPE_Q6_K] = {dequant_q6_K, NULL, dot_q6_K_q8_K, NS_TYPE_Q8_K, NULL},
+    [NS_TYPE_Q8_K] = {dequant_q8_K, quant_q8_K, NULL, NS_TYPE_Q8_K, NULL},
 };
 
+static ns_type_kernels level_kernels[NS_ISA_COUNT][NS_TYPE_COUNT];
+static bool level_ready[NS_ISA_COUNT];
+static const ns_type_kernels *active_kernels;
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void build_level(ns_isa level, ns_isa base, void (*fill)(ns_type_kernels *)) {
+    if (!level_ready[base] || !ns_isa_supported(level)) return;
+    memcpy(level_kernels[level], level_kernels[base], sizeof level_kernels[level]);
+    fill(level_kernels[level]);
+    level_ready[level] = true;
+}
+
+static void build_tables(void) {
+    memcpy(level_kernels[NS_ISA_SCALAR], scalar_kernels, sizeof scalar_kernels);
+    level_ready[NS_ISA_SCALAR] = true;
+    build_level(NS_ISA_AVX2, NS_ISA_SCALAR, ns_kernels_avx2);
+    build_level(NS_ISA_AVXVNNI, NS_ISA_AVX2, ns_kernels_avxvnni);
+    build_level(NS_ISA_AVX512, NS_ISA_AVX2, ns_kernels_avx512);
+    build_level(NS_ISA_AVX512VNNI, NS_ISA_AVX512, ns_kernels_avx512vnni);
+    ns_isa a = ns_isa_active();
+    while (!level_ready[a]) a = (ns_isa)(a - 1);
+    active_kernels = level_kernels[a];
+}
+
+static const ns_type_kernels *lookup(const ns_type_kernels *tab, ns_type t) {
+    if ((unsigned)t >= NS_TYPE_COUNT || tab[t].to_float == NULL) return NULL;
+    return &tab[t];
+}
+
 const ns_type_kernels *ns_kernels(ns_type t) {
-    if ((unsigned)t >= NS_TYPE_COUNT || kernels[t].to_float == NULL) return NULL;
-    return &kernels[t];
+    pthread_once(&tables_once, build_tables);
+    return lookup(active_kernels, t);
+}
+
+const ns_type_kernels *ns_kernels_for_isa(ns_type t, ns_isa level) {
+    pthread_once(&tables_once, build_tables);
+    if ((unsigned)level >= NS_ISA_COUNT || !level_ready[level]) return NULL;
+    return lookup(level_kernels[level], t);
 }

@@ -7,21 +7,34 @@
 #ifndef NS_QUANT_H
 #define NS_QUANT_H
 
+#include "cpu_features.h"
 #include "types.h"
 
 typedef void (*ns_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*ns_from_float_fn)(const float *src, void *dst, int64_t n);
 typedef float (*ns_vec_dot_fn)(int64_t n, const void *w, const void *x);
+/* out[j] = vec_dot(n, w, x + j * x_stride) for j in [0, nx): one weight row
+ * against nx activation rows, the weight blocks decoded once for several
+ * rows. Each out[j] is bit-identical to what the same table's vec_dot
+ * returns for that row. */
+typedef void (*ns_vec_dot_n_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx,
+                                float *out);
 
 typedef struct {
     ns_to_float_fn to_float;       /* decode n elements (whole blocks) */
     ns_from_float_fn from_float;   /* encode n elements; NULL if not provided */
     ns_vec_dot_fn vec_dot;         /* w in this type, x in vec_dot_type */
     ns_type vec_dot_type;
+    ns_vec_dot_n_fn vec_dot_n;     /* optional: NULL if not provided */
 } ns_type_kernels;
 
-/* NULL for a type the engine cannot compute with. */
+/* NULL for a type the engine cannot compute with. The table is that of the
+ * active level (ns_isa_active(), chosen once at first use). */
 const ns_type_kernels *ns_kernels(ns_type t);
+
+/* The kernels of a given level, for tests and benchmarks; NULL if the level
+ * is not supported here (ns_isa_supported) or t has no kernels. */
+const ns_type_kernels *ns_kernels_for_isa(ns_type t, ns_isa level);
 
 /* Block layouts, byte-exact with GGUF files. */
 #define NS_QK 32
