@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "chat_repl.h"
+#include "generate.h"
+#include "nstack/chat.h"
 #include "nstack/model.h"
 #include "nstack/sampler.h"
 #include "nstack/stop.h"
@@ -24,6 +27,10 @@ typedef struct {
     int n_ctx, n_threads;
     ns_kv_type kv_type;
     bool verbose;
+    bool chat;                  /* --chat, or no prompt on a terminal */
+    const char *template_name;  /* --template: a built-in format */
+    bool template_fallback;     /* --template-fallback */
+    const char *system;         /* --system */
 } run_opts;
 
 static void run_usage(FILE *f) {
@@ -49,7 +56,12 @@ static void run_usage(FILE *f) {
             "  --threads N       threads (default: online CPUs)\n"
             "  --kv-type T       f16 (default) or f32\n"
             "  --verbose         print timings to stderr\n"
-            "The prompt is read from standard input when it is not given.\n");
+            "  --chat            interactive chat (the default with no prompt on a terminal)\n"
+            "  --system TEXT     the chat's system message\n"
+            "  --template NAME   chat format: a built-in (chatml, llama2, llama3, phi3, gemma, mistral,\n"
+            "                    zephyr) instead of the model's own template\n"
+            "  --template-fallback  use the closest built-in format if the model's template fails\n"
+            "Without a prompt, standard input is the prompt, or on a terminal the chat starts.\n");
 }
 
 /* After an option set a sampler field: the field's range, checked where the
@@ -184,6 +196,22 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             if (strcmp(v, "f16") == 0) o->kv_type = NS_KV_F16;
             else if (strcmp(v, "f32") == 0) o->kv_type = NS_KV_F32;
             else goto bad;
+        } else if (strcmp(a, "--chat") == 0) {
+            o->chat = true;
+        } else if (strcmp(a, "--template-fallback") == 0) {
+            o->template_fallback = true;
+        } else if (strcmp(a, "--template") == 0) {
+            if (!(v = cli_value(argc, argv, &i))) goto bad;
+            if (!ns_chat_builtin(v)) {
+                fprintf(stderr, "nstack run: unknown --template '%s' (built-ins:", v);
+                for (const char *const *n = ns_chat_builtin_names(); *n; n++) fprintf(stderr, " %s", *n);
+                fprintf(stderr, ")\n");
+                return -1;
+            }
+            o->template_name = v;
+        } else if (strcmp(a, "--system") == 0) {
+            if (!(v = cli_value(argc, argv, &i))) goto bad;
+            o->system = v;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = true;
         } else if (a[0] == '-' && a[1] != 0) {
@@ -242,6 +270,45 @@ static void print_duration(const char *label, double s) {
     else fprintf(stderr, "%-22s%.6fms\n", label, s * 1e3);
 }
 
+/* The chat template to use: --template, else the model's (or, when it does
+ * not parse and --template-fallback allows it, the built-in it resembles).
+ * *tmpl stays NULL for a model without a template: plain continuation. */
+static int choose_template(const run_opts *o, const ns_model *m, ns_chat_template **tmpl) {
+    char err[512];
+    *tmpl = NULL;
+    char *src = o->template_name ? strdup(ns_chat_builtin(o->template_name))
+                                 : ns_gguf_get_str(ns_model_gguf(m), "tokenizer.chat_template");
+    if (!src) {
+        fprintf(stderr, "nstack: %s has no chat template: the chat continues one text (or use --template)\n",
+                o->model);
+        return 0;
+    }
+    *tmpl = ns_chat_template_new(src, err, sizeof err);
+    if (!*tmpl && o->template_fallback) {
+        const char *name = ns_chat_guess(src);
+        if (!name) name = "chatml";
+        fprintf(stderr, "nstack: the model's %s; using the built-in '%s' format (--template-fallback)\n", err, name);
+        *tmpl = ns_chat_template_new(ns_chat_builtin(name), err, sizeof err);
+    } else if (!*tmpl) {
+        fprintf(stderr, "nstack: the model's %s\n(--template NAME picks a built-in format, --template-fallback the "
+                        "closest one)\n",
+                err);
+    }
+    free(src);
+    return *tmpl ? 0 : -1;
+}
+
+static int run_chat(const run_opts *o, const ns_model *m, ns_context *c) {
+    ns_chat_template *tmpl;
+    if (choose_template(o, m, &tmpl) != 0) return NS_EXIT_FAIL;
+    chat_opts co = {.m = m, .c = c, .sp = o->sp, .n_predict = o->n_predict, .stops = o->stops,
+                    .n_stops = o->n_stops, .tmpl = tmpl, .system = o->system, .in = stdin, .out = stdout,
+                    .interactive = isatty(STDIN_FILENO) != 0};
+    int rc = chat_repl(&co);
+    ns_chat_template_free(tmpl);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv) {
     run_opts o;
     if (parse_run(argc, argv, &o) != 0) {
@@ -250,8 +317,9 @@ int cmd_run(int argc, char **argv) {
     }
     if (!o.seed_given) o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
+    if (!o.prompt && isatty(STDIN_FILENO)) o.chat = true;
     char *stdin_prompt = NULL;
-    if (!o.prompt) {
+    if (!o.prompt && !o.chat) {
         stdin_prompt = isatty(STDIN_FILENO) ? NULL : read_stdin();
         o.prompt = stdin_prompt ? stdin_prompt : "";
     }
@@ -298,6 +366,10 @@ int cmd_run(int argc, char **argv) {
         goto out;
     }
     double t_loaded = cli_now();
+    if (o.chat) {
+        rc = run_chat(&o, m, c);
+        goto out;
+    }
 
     size_t plen = strlen(o.prompt);
     int n_tok = ns_tokenize(vocab, o.prompt, plen, ns_vocab_add_bos(vocab), true, NULL, 0);
@@ -325,43 +397,14 @@ int cmd_run(int argc, char **argv) {
     ns_sampler_accept_many(s, toks, n_tok);
     double t_prompt = cli_now();
 
-    long long n_gen = 0;
-    const char *emit;
-    size_t n_emit;
+    gen_result gr;
     bool prev_bos = toks[n_tok - 1] == ns_vocab_bos(vocab);
-    while (o.n_predict < 0 || n_gen < o.n_predict) {
-        int32_t tok = ns_sampler_sample(s, ns_context_logits(c, -1));
-        if (tok < 0) {
-            fprintf(stderr, "\nnstack: no token can be sampled (every logit is -inf after --logit-bias); stopping\n");
-            break;
-        }
-        ns_sampler_accept(s, tok);
-        n_gen++;
-        if (ns_vocab_is_eog(vocab, tok)) break;
-        char piece[256];
-        int len = ns_token_to_piece(vocab, tok, false, piece, sizeof piece);
-        if (len > 0) {
-            int skip = (prev_bos && piece[0] == ' ') ? 1 : 0; /* SentencePiece's dummy prefix */
-            /* held back: an incomplete UTF-8 character, and text that may
-             * still become a stop sequence */
-            n_emit = ns_stop_feed(stop, piece + skip, (size_t)(len - skip), &emit);
-            fwrite(emit, 1, n_emit, stdout);
-            fflush(stdout);
-            if (ns_stop_hit(stop)) break;
-        }
-        prev_bos = false;
-        if (o.n_predict >= 0 && n_gen >= o.n_predict) break;
-        if (ns_seq_len(c, 0) >= n_ctx) {
-            fprintf(stderr, "\nnstack: context full (%d tokens); stopping\n", n_ctx);
-            break;
-        }
-        if (ns_decode(c, 0, &tok, 1, false, err, sizeof err) != 0) {
-            fprintf(stderr, "\nnstack: %s\n", err);
-            goto out;
-        }
+    if (cli_generate(c, vocab, s, stop, o.n_predict, prev_bos, stdout, NULL, NULL, &gr, err, sizeof err) != 0) {
+        fprintf(stderr, "\nnstack: %s\n", err);
+        goto out;
     }
-    n_emit = ns_stop_flush(stop, &emit);
-    fwrite(emit, 1, n_emit, stdout);
+    if (gr.context_full) fprintf(stderr, "\nnstack: context full (%d tokens); stopping\n", n_ctx);
+    long long n_gen = gr.n_gen;
     if (isatty(STDOUT_FILENO)) fputc('\n', stdout);
     fflush(stdout);
     double t_end = cli_now();
