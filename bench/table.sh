@@ -19,13 +19,14 @@ llama="--arch llama --dim 2048 --layers 16 --heads 32 --kv-heads 8 --ff 8192 --v
 phi3="--arch phi3 --dim 3072 --layers 32 --heads 32 --kv-heads 32 --ff 8192 --vocab 32064 --seed 1"
 make_model() { # NAME TYPE SHAPE...
     local f="bench/models/$1.gguf" t="$2"
-    shift 2
     [ -f "$f" ] && return
     case "$t" in
-    q4_k_m) make_model "${f%-q4_k_m.gguf}-f16" f16 "$@"
-            $nstack quantize "${f%-q4_k_m.gguf}-f16.gguf" "$f" q4_k_m >/dev/null ;;
-    *) $nstack mkmodel "$f" --type "$t" "$@" >/dev/null ;;
+    q4_k_m) make_model "${1%-q4_k_m}-f16" f16 "${@:3}"
+            $nstack quantize "bench/models/${1%-q4_k_m}-f16.gguf" "$f" q4_k_m >/dev/null 2>&1
+            return ;;
     esac
+    shift 2
+    $nstack mkmodel "$f" --type "$t" "$@" >/dev/null
 }
 
 echo "# $(git rev-parse --short HEAD) $(date -u +%FT%TZ), $(nproc) CPUs, $threads threads, $reps reps"

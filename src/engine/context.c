@@ -9,6 +9,7 @@
 
 #include "kv_cache.h"
 #include "matmul.h"
+#include "quant.h"
 #include "model_internal.h"
 #include "threadpool.h"
 
@@ -205,25 +206,21 @@ static void attn_task(void *arg, int h, int n_tasks) {
     const int kvh = h / (hp->n_head / hp->n_head_kv);
     const int dq = hp->n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
+    const ns_type_kernels *kk = ns_kernels(c->kv.type);
+    const bool f16 = c->kv.type == NS_TYPE_F16;
+    const size_t head_off = (size_t)kvh * hd * c->kv.elt_size;
     float *sc = c->scores + (size_t)h * c->n_ctx;
     float *row = c->kv_row + (size_t)h * 2 * hd;
-    float *qh = row + hd;
-    const bool f16 = c->kv.type == NS_TYPE_F16;
+    void *qh = row + hd; /* the query in the cache's type */
     for (int t = 0; t < j->n_tok; t++) {
         const int pos = j->pos0 + t;
         const float *q = c->q + (size_t)t * dq + (size_t)h * hd;
-        if (f16) {
-            for (int i = 0; i < hd; i++) qh[i] = ns_fp16_to_fp32(ns_fp32_to_fp16(q[i]));
-            q = qh;
-        }
+        kk->from_float(q, qh, hd);
         int first = 0;
         if (hp->n_swa > 0 && pos - hp->n_swa + 1 > 0) first = pos - hp->n_swa + 1;
         float maxv = -INFINITY;
         for (int p = first; p <= pos; p++) {
-            ns_kv_load(&c->kv, ns_kv_k_row(&c->kv, j->seq, j->layer, p) + (size_t)kvh * hd * c->kv.elt_size, row, hd);
-            float s = 0.0f;
-            for (int i = 0; i < hd; i++) s += q[i] * row[i];
-            s *= scale;
+            float s = kk->vec_dot(hd, ns_kv_k_row(&c->kv, j->seq, j->layer, p) + head_off, qh) * scale;
             sc[p] = s;
             if (s > maxv) maxv = s;
         }
@@ -236,7 +233,7 @@ static void attn_task(void *arg, int h, int n_tasks) {
         float *out = c->att + (size_t)t * dq + (size_t)h * hd;
         memset(out, 0, sizeof(float) * (size_t)hd);
         for (int p = first; p <= pos; p++) {
-            ns_kv_load(&c->kv, ns_kv_v_row(&c->kv, j->seq, j->layer, p) + (size_t)kvh * hd * c->kv.elt_size, row, hd);
+            kk->to_float(ns_kv_v_row(&c->kv, j->seq, j->layer, p) + head_off, row, hd);
             float w = sc[p] * inv;
             if (f16) w = ns_fp16_to_fp32(ns_fp32_to_fp16(w));
             for (int i = 0; i < hd; i++) out[i] += w * row[i];

@@ -769,6 +769,18 @@ static void quant_f16(const float *src, void *dst, int64_t n) {
     for (; i < n; i++) st16(p + 2 * i, ns_fp32_to_fp16(src[i]));
 }
 
+/* F16C conversion is exact, NaN payloads included, like ns_fp16_to_fp32. */
+static void dequant_f16(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = ns_fp16_to_fp32(h);
+    }
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 bool NS_LEVEL_BUILT(void) { return true; }
@@ -792,6 +804,7 @@ void NS_LEVEL_FILL(ns_type_kernels *tab) {
     SET(NS_TYPE_Q6_K, dot_q6_K);
 #undef SET
     tab[NS_TYPE_F16].from_float = quant_f16;
+    tab[NS_TYPE_F16].to_float = dequant_f16;
     tab[NS_TYPE_Q8_0].from_float = quant_q8_0;
     tab[NS_TYPE_Q8_1].from_float = quant_q8_1;
     tab[NS_TYPE_Q8_K].from_float = quant_q8_K;
