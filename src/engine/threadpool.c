@@ -5,6 +5,7 @@
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -147,5 +148,10 @@ void ns_pool_run(ns_pool *p, ns_task_fn fn, void *arg, int n_tasks) {
         pthread_mutex_unlock(&p->mu);
     }
     run_tasks(p);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* a worker that lost its core to another process finishes sooner if we
+     * give the core up than if we spin on it */
+    for (unsigned spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < 4096) cpu_relax();
+        else sched_yield();
+    }
 }
