@@ -38,27 +38,14 @@ void NS_LEVEL_FILL(ns_type_kernels *tab) { (void)tab; }
 #include <immintrin.h>
 #include <string.h>
 
+#include "fields.h"
+
 #define INLINE static inline __attribute__((always_inline))
 
 /* ---- helpers ------------------------------------------------------------ */
 
-INLINE uint16_t ld16(const uint8_t *p) {
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
-INLINE uint32_t ld32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
-INLINE float ldf(const uint8_t *p) {
-    float v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -673,7 +660,6 @@ INLINE __m256i pack_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
     return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-INLINE void st16(uint8_t *p, uint16_t v) { memcpy(p, &v, sizeof v); }
 
 /* One block of 32: writes 32 int8 at qs, returns d; *isum gets their sum. */
 INLINE float q8_block(const float *src, uint8_t *qs, int *isum) {

@@ -36,29 +36,15 @@ void NS_LEVEL_FILL(ns_type_kernels *tab) { (void)tab; }
 #include <immintrin.h>
 #include <string.h>
 
+#include "fields.h"
+
 #define INLINE static inline __attribute__((always_inline))
 
 /* ---- helpers ------------------------------------------------------------ */
 
-INLINE uint16_t ld16(const uint8_t *p) {
-    uint16_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
-INLINE uint32_t ld32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
-INLINE float ldf(const uint8_t *p) {
-    float v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
-INLINE void st16(uint8_t *p, uint16_t v) { memcpy(p, &v, sizeof v); }
 
 INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 

@@ -10,6 +10,8 @@
  * one or two fp16 super-block factors. */
 #include "quantize.h"
 
+#include "fields.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,13 +35,6 @@ static inline int round_even(float v) {
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-static inline void put_f16(uint8_t *p, float v) {
-    uint16_t h = ns_fp32_to_fp16(v);
-    p[0] = (uint8_t)(h & 0xff);
-    p[1] = (uint8_t)(h >> 8);
-}
-
-static inline float get_f16(const uint8_t *p) { return ns_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8))); }
 
 #define FIELD(block, field) offsetof(block, field)
 
@@ -260,21 +255,21 @@ static void quantize_q2_K(const float *x, void *dst, int64_t n) {
         if (max_scale > 0) {
             float iscale = q4scale / max_scale;
             for (int j = 0; j < NS_QK_K / 16; j++) sc[j] = (uint8_t)round_even(iscale * scales[j]);
-            put_f16(b + FIELD(ns_block_q2_K, d), max_scale / q4scale);
+            st16(b + FIELD(ns_block_q2_K, d), ns_fp32_to_fp16(max_scale / q4scale));
         } else {
             memset(sc, 0, NS_QK_K / 16);
-            put_f16(b + FIELD(ns_block_q2_K, d), 0.0f);
+            st16(b + FIELD(ns_block_q2_K, d), ns_fp32_to_fp16(0.0f));
         }
         if (max_min > 0) {
             float iscale = q4scale / max_min;
             for (int j = 0; j < NS_QK_K / 16; j++) sc[j] |= (uint8_t)(round_even(iscale * mins[j]) << 4);
-            put_f16(b + FIELD(ns_block_q2_K, dmin), max_min / q4scale);
+            st16(b + FIELD(ns_block_q2_K, dmin), ns_fp32_to_fp16(max_min / q4scale));
         } else {
-            put_f16(b + FIELD(ns_block_q2_K, dmin), 0.0f);
+            st16(b + FIELD(ns_block_q2_K, dmin), ns_fp32_to_fp16(0.0f));
         }
         /* requantize against the stored (rounded) factors */
-        const float dall = get_f16(b + FIELD(ns_block_q2_K, d));
-        const float mall = get_f16(b + FIELD(ns_block_q2_K, dmin));
+        const float dall = ldh(b + FIELD(ns_block_q2_K, d));
+        const float mall = ldh(b + FIELD(ns_block_q2_K, dmin));
         for (int j = 0; j < NS_QK_K / 16; j++) {
             const float d = dall * (sc[j] & 0xF);
             if (!d) continue;
@@ -318,11 +313,11 @@ static void quantize_q3_K(const float *x, void *dst, int64_t n) {
                 else sc[j - 8] |= (uint8_t)((l & 0xF) << 4);
                 sc[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
             }
-            put_f16(b + FIELD(ns_block_q3_K, d), 1 / iscale);
+            st16(b + FIELD(ns_block_q3_K, d), ns_fp32_to_fp16(1 / iscale));
         } else {
-            put_f16(b + FIELD(ns_block_q3_K, d), 0.0f);
+            st16(b + FIELD(ns_block_q3_K, d), ns_fp32_to_fp16(0.0f));
         }
-        const float dall = get_f16(b + FIELD(ns_block_q3_K, d));
+        const float dall = ldh(b + FIELD(ns_block_q3_K, d));
         for (int j = 0; j < NS_QK_K / 16; j++) {
             int s = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
             s = (s | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
@@ -376,9 +371,9 @@ static void kquant_scales_levels(const float *x, int nmax, float rmin, int nstep
         if (lm > 63) lm = 63;
         pack_scale_min_k4(sc, j, ls, lm);
     }
-    put_f16(d_field, max_scale / 63.0f);
-    put_f16(dmin_field, max_min / 63.0f);
-    const float dall = get_f16(d_field), mall = get_f16(dmin_field);
+    st16(d_field, ns_fp32_to_fp16(max_scale / 63.0f));
+    st16(dmin_field, ns_fp32_to_fp16(max_min / 63.0f));
+    const float dall = ldh(d_field), mall = ldh(dmin_field);
     for (int j = 0; j < NS_QK_K / 32; j++) {
         uint8_t s, m;
         unpack_scale_min_k4(sc, j, &s, &m);
@@ -455,13 +450,13 @@ static void quantize_q6_K(const float *x, void *dst, int64_t n) {
         }
         /* 8-bit signed sub-block scales against one fp16 factor */
         float iscale = -128.0f / max_scale;
-        put_f16(b + FIELD(ns_block_q6_K, d), 1 / iscale);
+        st16(b + FIELD(ns_block_q6_K, d), ns_fp32_to_fp16(1 / iscale));
         int8_t *sc = (int8_t *)(b + FIELD(ns_block_q6_K, scales));
         for (int j = 0; j < NS_QK_K / 16; j++) {
             int s = round_even(iscale * scales[j]);
             sc[j] = (int8_t)(s < 127 ? s : 127);
         }
-        const float dall = get_f16(b + FIELD(ns_block_q6_K, d));
+        const float dall = ldh(b + FIELD(ns_block_q6_K, d));
         for (int j = 0; j < NS_QK_K / 16; j++) {
             const float d = dall * sc[j];
             if (!d) continue;
