@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nstack/model.h"
+
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
@@ -18,6 +20,9 @@ enum { NS_EXIT_OK = 0, NS_EXIT_FAIL = 1, NS_EXIT_USAGE = 2 };
 /* Strict number parsing: the whole string must be a number within range. */
 bool cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 bool cli_parse_float(const char *s, double *out);
+
+/* "f16" or "f32" for --kv-type; false for anything else. */
+bool cli_parse_kv_type(const char *s, ns_kv_type *out);
 
 /* For "--opt VALUE": the value, advancing *i; NULL (with a message) when missing. */
 const char *cli_value(int argc, char **argv, int *i);

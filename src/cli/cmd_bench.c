@@ -65,10 +65,7 @@ int cmd_bench(int argc, char **argv) {
         } else if (strcmp(a, "--json") == 0) {
             o.json = true;
         } else if (strcmp(a, "--kv-type") == 0) {
-            if (!(v = cli_value(argc, argv, &i))) goto bad;
-            if (strcmp(v, "f16") == 0) o.kv_type = NS_KV_F16;
-            else if (strcmp(v, "f32") == 0) o.kv_type = NS_KV_F32;
-            else goto bad;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_kv_type(v, &o.kv_type)) goto bad;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             bench_usage(stdout);
             return NS_EXIT_OK;

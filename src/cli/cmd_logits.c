@@ -75,10 +75,7 @@ int cmd_logits(int argc, char **argv) {
         } else if (strcmp(a, "--threads") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 1, 1024, &n_threads)) goto bad;
         } else if (strcmp(a, "--kv-type") == 0) {
-            if (!(v = cli_value(argc, argv, &i))) goto bad;
-            if (strcmp(v, "f16") == 0) kv_type = NS_KV_F16;
-            else if (strcmp(v, "f32") == 0) kv_type = NS_KV_F32;
-            else goto bad;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_kv_type(v, &kv_type)) goto bad;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             printf("usage: nstack logits MODEL.gguf --tokens 1,2,3 [--top K] [--ctx N] [--threads N] [--kv-type f16|f32]\n");
             return NS_EXIT_OK;

@@ -192,10 +192,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 1, 1024, &iv)) goto bad;
             o->n_threads = (int)iv;
         } else if (strcmp(a, "--kv-type") == 0) {
-            if (!(v = cli_value(argc, argv, &i))) goto bad;
-            if (strcmp(v, "f16") == 0) o->kv_type = NS_KV_F16;
-            else if (strcmp(v, "f32") == 0) o->kv_type = NS_KV_F32;
-            else goto bad;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_kv_type(v, &o->kv_type)) goto bad;
         } else if (strcmp(a, "--chat") == 0) {
             o->chat = true;
         } else if (strcmp(a, "--template-fallback") == 0) {

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
@@ -23,6 +24,13 @@ bool cli_parse_float(const char *s, double *out) {
     double v = strtod(s, &end);
     if (errno || *end || !isfinite(v)) return false;
     *out = v;
+    return true;
+}
+
+bool cli_parse_kv_type(const char *s, ns_kv_type *out) {
+    if (strcmp(s, "f16") == 0) *out = NS_KV_F16;
+    else if (strcmp(s, "f32") == 0) *out = NS_KV_F32;
+    else return false;
     return true;
 }
 
