@@ -42,6 +42,13 @@ static int add_message(chat *ch, const char *role, const char *content) {
     return 0;
 }
 
+/* Takes back the user message of a turn that could not run. */
+static void drop_last_message(chat *ch) {
+    ch->n_msgs--;
+    free(ch->msgs[ch->n_msgs].role);
+    free(ch->msgs[ch->n_msgs].content);
+}
+
 static void clear_messages(chat *ch) {
     for (int i = 0; i < ch->n_msgs; i++) {
         free(ch->msgs[i].role);
@@ -138,14 +145,14 @@ static int turn(chat *ch, const char *line) {
     char *prompt = render(ch, line, err, sizeof err);
     if (!prompt) {
         fprintf(stderr, "nstack: %s\n", err);
-        if (o->tmpl) ch->n_msgs--, free(ch->msgs[ch->n_msgs].role), free(ch->msgs[ch->n_msgs].content);
+        if (o->tmpl) drop_last_message(ch);
         return 0;
     }
     int rc = feed(ch, prompt, err, sizeof err);
     free(prompt);
     if (rc != 0) {
         fprintf(stderr, "nstack: %s\n", err);
-        if (o->tmpl) ch->n_msgs--, free(ch->msgs[ch->n_msgs].role), free(ch->msgs[ch->n_msgs].content);
+        if (o->tmpl) drop_last_message(ch);
         return 0;
     }
     ns_sampler *s = ns_sampler_new_checked(&ch->sp, ns_model_hparams(o->m)->n_vocab, err, sizeof err);
