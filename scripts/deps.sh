@@ -3,7 +3,8 @@
 # packages. Idempotent: quiet when everything is already there.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev libpcre2-dev valgrind)
+packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev libpcre2-dev
+          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev curl valgrind)
 
 missing=()
 for p in "${packages[@]}"; do

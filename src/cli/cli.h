@@ -13,6 +13,15 @@ int cmd_logits(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_serve(int argc, char **argv); /* cmd_serve.c */
+/* Clients of a running server (cmd_client.c): */
+int cmd_ps(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 /* Exit codes: 0 ok, 1 runtime failure (bad file, ...), 2 usage error. */
 enum { NS_EXIT_OK = 0, NS_EXIT_FAIL = 1, NS_EXIT_USAGE = 2 };

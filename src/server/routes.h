@@ -1,0 +1,36 @@
+/* The route modules. Each handler answers its request exactly once. */
+#ifndef NS_SERVER_ROUTES_H
+#define NS_SERVER_ROUTES_H
+
+#include "server.h"
+
+typedef void (*ns_route_fn)(ns_server *s, ns_http_req *r);
+
+/* routes_ollama.c: /api/generate, /api/chat */
+void ns_route_api_generate(ns_server *s, ns_http_req *r);
+void ns_route_api_chat(ns_server *s, ns_http_req *r);
+
+/* routes_models.c: model management and info */
+void ns_route_api_tags(ns_server *s, ns_http_req *r);
+void ns_route_api_ps(ns_server *s, ns_http_req *r);
+void ns_route_api_show(ns_server *s, ns_http_req *r);
+void ns_route_api_version(ns_server *s, ns_http_req *r);
+void ns_route_api_pull(ns_server *s, ns_http_req *r);
+void ns_route_api_delete(ns_server *s, ns_http_req *r);
+void ns_route_api_copy(ns_server *s, ns_http_req *r);
+void ns_route_api_load(ns_server *s, ns_http_req *r);   /* POST /api/load {"model", "options", "keep_alive"} (ours) */
+void ns_route_api_unload(ns_server *s, ns_http_req *r); /* POST /api/unload {"model"} or {"all": true} (ours) */
+void ns_route_health(ns_server *s, ns_http_req *r);     /* GET /health */
+
+/* routes_openai.c */
+void ns_route_v1_chat_completions(ns_server *s, ns_http_req *r);
+void ns_route_v1_completions(ns_server *s, ns_http_req *r);
+void ns_route_v1_models(ns_server *s, ns_http_req *r);  /* GET /v1/models and /v1/models/{id} */
+
+/* Helpers shared by the route modules (server.c). */
+
+/* Parses the body as a JSON object. NULL after answering 400 ("invalid JSON
+ * at byte 17: ..." / "request body must be a JSON object"). */
+cJSON *ns_route_parse_body(ns_http_req *r);
+
+#endif
