@@ -1,11 +1,153 @@
-/* PLACEHOLDER until the server lands: replaced by the real `nstack serve`. */
+/* nstack serve: the Ollama- and OpenAI-compatible server.
+ *
+ * Signals are blocked before any thread starts, so every thread inherits the
+ * mask and only the main thread takes them, with sigwait: the first SIGINT or
+ * SIGTERM starts a graceful stop on a helper thread (which signals SIGUSR1
+ * back when done); a second one exits at once. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "server/server.h"
+#include "util/duration.h"
+#include "util/log.h"
+
+#define GRACE_NS (10 * 1000000000LL)
+
+static void serve_usage(FILE *f) {
+    fprintf(f,
+            "usage: nstack serve [options]\n"
+            "  --host H[:P]        listen address (default NSTACK_HOST or 127.0.0.1:11434; port 0: any free port)\n"
+            "  --models DIR        model store (default NSTACK_MODELS or ~/.local/share/nstack/models)\n"
+            "  --max-loaded N      models loaded at once (default NSTACK_MAX_LOADED_MODELS or 3)\n"
+            "  --num-parallel N    concurrent generations per model (default NSTACK_NUM_PARALLEL or 4)\n"
+            "  --keep-alive DUR    how long an idle model stays loaded: 5m, 1h, 0, -1 forever\n"
+            "                      (default NSTACK_KEEP_ALIVE or 5m)\n"
+            "  --ctx N             context tokens per slot (default 4096, capped by the model)\n"
+            "  --threads N         threads per model (default: online CPUs)\n"
+            "  --max-queue N       waiting requests per model beyond the slots (default 512)\n"
+            "  --max-body BYTES    largest request body (default 33554432)\n"
+            "  --timeout DUR       stop generations running longer than this (default: none)\n"
+            "  --preload MODEL     load MODEL before accepting requests\n"
+            "  --no-demo           do not create the random-weight demo model in an empty store\n");
+}
+
+static bool parse_duration_arg(const char *flag, const char *v, int64_t *out) {
+    char err[256];
+    if (ns_duration_parse(v, out, err, sizeof err) != 0) {
+        fprintf(stderr, "nstack serve: invalid value for %s: %s\n", flag, err);
+        return false;
+    }
+    return true;
+}
+
+typedef struct {
+    ns_server *server;
+    pthread_t main_thread;
+} stopper;
+
+static void *stop_server(void *arg) {
+    stopper *st = arg;
+    ns_server_stop(st->server, GRACE_NS);
+    pthread_kill(st->main_thread, SIGUSR1);
+    return NULL;
+}
 
 int cmd_serve(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "nstack: serve is not built yet\n");
-    return NS_EXIT_FAIL;
+    ns_server_config cfg = {0};
+    cfg.create_demo = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long long n;
+        int *int_target = NULL;
+        long long lo = 1, hi = 1 << 20;
+        if (strcmp(a, "--max-loaded") == 0) int_target = &cfg.runtime.max_loaded, hi = 1024;
+        else if (strcmp(a, "--num-parallel") == 0) int_target = &cfg.runtime.num_parallel, hi = 1024;
+        else if (strcmp(a, "--ctx") == 0) int_target = &cfg.runtime.defaults.n_ctx, hi = 1 << 24;
+        else if (strcmp(a, "--threads") == 0) int_target = &cfg.runtime.defaults.n_thread, hi = 1024;
+        else if (strcmp(a, "--max-queue") == 0) int_target = &cfg.runtime.max_queue, hi = 1 << 20;
+        if (int_target) {
+            if (!(v = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+            if (!cli_parse_int(v, lo, hi, &n)) {
+                fprintf(stderr, "nstack serve: invalid value for %s: '%s' (a number from %lld to %lld)\n", a, v, lo, hi);
+                return NS_EXIT_USAGE;
+            }
+            *int_target = (int)n;
+        } else if (strcmp(a, "--host") == 0) {
+            if (!(cfg.host = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+        } else if (strcmp(a, "--models") == 0) {
+            if (!(cfg.models_dir = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+        } else if (strcmp(a, "--preload") == 0) {
+            if (!(cfg.default_model = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+        } else if (strcmp(a, "--keep-alive") == 0) {
+            int64_t d;
+            if (!(v = cli_value(argc, argv, &i)) || !parse_duration_arg(a, v, &d)) return NS_EXIT_USAGE;
+            /* 0 in the runtime's config means "its default"; 1 ns unloads as soon as idle, as 0 asks */
+            cfg.runtime.keep_alive_ns = d == 0 ? 1 : d;
+        } else if (strcmp(a, "--timeout") == 0) {
+            int64_t d;
+            if (!(v = cli_value(argc, argv, &i)) || !parse_duration_arg(a, v, &d)) return NS_EXIT_USAGE;
+            if (d < 0) {
+                fprintf(stderr, "nstack serve: invalid value for --timeout: must not be negative\n");
+                return NS_EXIT_USAGE;
+            }
+            cfg.runtime.request_timeout_ns = d;
+        } else if (strcmp(a, "--max-body") == 0) {
+            if (!(v = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+            if (!cli_parse_int(v, 1, 1LL << 40, &n)) {
+                fprintf(stderr, "nstack serve: invalid value for --max-body: '%s' (bytes)\n", v);
+                return NS_EXIT_USAGE;
+            }
+            cfg.max_body = (size_t)n;
+        } else if (strcmp(a, "--no-demo") == 0) {
+            cfg.create_demo = false;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            serve_usage(stdout);
+            return NS_EXIT_OK;
+        } else {
+            fprintf(stderr, "nstack serve: unexpected argument '%s'\n", a);
+            serve_usage(stderr);
+            return NS_EXIT_USAGE;
+        }
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    ns_server *s = ns_server_start(&cfg, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "nstack serve: %s\n", err);
+        return NS_EXIT_FAIL;
+    }
+
+    int sig = 0;
+    do sigwait(&set, &sig);
+    while (sig == SIGUSR1);
+    ns_log_info("server", "shutting down", "signal=%s grace_s=%d", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                (int)(GRACE_NS / 1000000000));
+
+    stopper st = {s, pthread_self()};
+    pthread_t th;
+    if (pthread_create(&th, NULL, stop_server, &st) != 0) {
+        ns_server_stop(s, GRACE_NS);
+        return NS_EXIT_OK;
+    }
+    for (;;) {
+        sigwait(&set, &sig);
+        if (sig == SIGUSR1) break;
+        ns_log_warn("server", "second signal: exiting now", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        _exit(128 + sig);
+    }
+    pthread_join(th, NULL);
+    return NS_EXIT_OK;
 }

@@ -12,10 +12,18 @@
 #include "nstack/chat.h"
 
 /* Renders tmpl with .System (system: NULL when none), .Prompt (the last user
- * message), .Response (""), .Messages (the non-system messages) and
+ * message), .Response (""), .Messages (the conversation) and
  * .Tools (tools_json, may be NULL). Returns malloc'd text, or NULL with
- * "template error at line L: reason" in err. */
+ * "template error at line L: reason" in err.
+ * As in Ollama, .Messages holds msgs as given (system messages included,
+ * consecutive messages of one role merged) and .System, when system is
+ * NULL, is their system messages joined; a template that never mentions
+ * .Messages runs once per exchange, the last cut after its .Response. */
 char *ns_gotmpl_render(const char *tmpl, const char *system, const ns_chat_msg *msgs, int n, const char *tools_json,
                        char *err, size_t errlen);
+
+/* Renders tmpl with dot = the JSON value data_json (NULL: nil), e.g.
+ * {"Prompt": "...", "Suffix": "..."} for fill-in-the-middle. */
+char *ns_gotmpl_render_json(const char *tmpl, const char *data_json, char *err, size_t errlen);
 
 #endif

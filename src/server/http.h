@@ -78,6 +78,12 @@ typedef struct {
 ns_http_server *ns_http_server_start(const ns_http_config *cfg, ns_http_handler handler, void *app, char *err,
                                      size_t errlen);
 int ns_http_server_port(const ns_http_server *s);
+/* Stops accepting new connections (open ones keep being served), so a
+ * graceful stop can let requests in flight finish first. */
+void ns_http_server_quiesce(ns_http_server *s);
+/* Waits up to timeout_ns for every request in flight (handlers and streams)
+ * to be over; returns how many are still going. */
+int ns_http_server_wait_idle(ns_http_server *s, int64_t timeout_ns);
 /* Stops accepting, ends open connections (streams see client_gone) and
  * joins every thread. */
 void ns_http_server_stop(ns_http_server *s);

@@ -5,6 +5,7 @@
 #define NS_SERVER_SERVER_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "http.h"
@@ -19,6 +20,7 @@ typedef struct {
     const char *default_model; /* model /api/generate etc. fall back to when none is named? No: Ollama requires
                                 * a model; this is only what `serve` preloads. NULL: none */
     size_t max_body;         /* 0: 32 MiB */
+    bool create_demo;        /* create the demo model (demo_model.h) when the store has none */
     ns_runtime_config runtime;
 } ns_server_config;
 
