@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "chat_repl.h"
 #include "generate.h"
+#include "run_remote.h"
 #include "nstack/chat.h"
 #include "nstack/model.h"
 #include "nstack/sampler.h"
@@ -31,6 +32,9 @@ typedef struct {
     const char *template_name;  /* --template: a built-in format */
     bool template_fallback;     /* --template-fallback */
     const char *system;         /* --system */
+    const char *host;           /* --host or NSTACK_HOST: the model runs on that server */
+    cJSON *remote_options;      /* the options given, as Ollama names them, for the server */
+    const char *local_only;     /* the last option a server cannot take (--logit-bias, ...) */
 } run_opts;
 
 static void run_usage(FILE *f) {
@@ -61,6 +65,10 @@ static void run_usage(FILE *f) {
             "  --template NAME   chat format: a built-in (chatml, llama2, llama3, phi3, gemma, mistral,\n"
             "                    zephyr) instead of the model's own template\n"
             "  --template-fallback  use the closest built-in format if the model's template fails\n"
+            "  --host URL        run on a running `nstack serve` (or Ollama) at URL; the default when\n"
+            "                    NSTACK_HOST is set. MODEL is then a name the server knows, or a path\n"
+            "                    it can read; the options go as Ollama's options (not --logit-bias,\n"
+            "                    --kv-type, --template, --template-fallback)\n"
             "Without a prompt, standard input is the prompt, or on a terminal the chat starts.\n");
 }
 
@@ -95,8 +103,18 @@ static bool parse_logit_bias(const char *v, ns_logit_bias *out) {
 static void free_run_opts(run_opts *o) {
     free(o->bias);
     free(o->stops);
+    cJSON_Delete(o->remote_options);
     o->bias = NULL;
     o->stops = NULL;
+    o->remote_options = NULL;
+}
+
+/* Records an option for a server under its Ollama name; the last one
+ * given wins, as it does locally. */
+static void remote_opt(run_opts *o, const char *name, double v) {
+    if (!o->remote_options && !(o->remote_options = cJSON_CreateObject())) return;
+    cJSON_DeleteItemFromObjectCaseSensitive(o->remote_options, name);
+    cJSON_AddNumberToObject(o->remote_options, name, v);
 }
 
 static int parse_run(int argc, char **argv, run_opts *o) {
@@ -113,51 +131,64 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         } else if (strcmp(a, "-n") == 0 || strcmp(a, "--predict") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, -1, 1 << 30, &iv)) goto bad;
             o->n_predict = iv;
+            remote_opt(o, "num_predict", (double)iv);
         } else if (strcmp(a, "--temp") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv) || fv < 0) goto bad;
             o->sp.temperature = (float)fv;
+            remote_opt(o, "temperature", (double)fv);
         } else if (strcmp(a, "--top-k") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 0, 1 << 30, &iv)) goto bad;
             o->sp.top_k = (int)iv;
+            remote_opt(o, "top_k", (double)iv);
         } else if (strcmp(a, "--top-p") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.top_p = (float)fv;
+            remote_opt(o, "top_p", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--min-p") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.min_p = (float)fv;
+            remote_opt(o, "min_p", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--typical-p") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.typical_p = (float)fv;
+            remote_opt(o, "typical_p", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--repeat-penalty") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.repeat_penalty = (float)fv;
+            remote_opt(o, "repeat_penalty", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--repeat-last-n") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, INT32_MIN, INT32_MAX, &iv)) goto bad;
             o->sp.repeat_last_n = (int)iv;
+            remote_opt(o, "repeat_last_n", (double)iv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--presence-penalty") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.presence_penalty = (float)fv;
+            remote_opt(o, "presence_penalty", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--frequency-penalty") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.frequency_penalty = (float)fv;
+            remote_opt(o, "frequency_penalty", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--mirostat") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, INT32_MIN, INT32_MAX, &iv)) goto bad;
             o->sp.mirostat = (int)iv;
+            remote_opt(o, "mirostat", (double)iv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--mirostat-tau") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.mirostat_tau = (float)fv;
+            remote_opt(o, "mirostat_tau", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--mirostat-eta") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_float(v, &fv)) goto bad;
             o->sp.mirostat_eta = (float)fv;
+            remote_opt(o, "mirostat_eta", (double)fv);
             if (!sampler_field_ok(o, a)) return -1;
         } else if (strcmp(a, "--logit-bias") == 0) {
             ns_logit_bias b;
@@ -171,6 +202,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
             if (!nb) goto oom;
             o->bias = nb;
             o->bias[o->n_bias++] = b;
+            o->local_only = a;
         } else if (strcmp(a, "--stop") == 0) {
             if (!(v = cli_value(argc, argv, &i))) goto bad;
             if (!*v) {
@@ -184,19 +216,24 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         } else if (strcmp(a, "--seed") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 0, INT64_MAX, &iv)) goto bad;
             o->sp.seed = (uint64_t)iv;
+            remote_opt(o, "seed", (double)iv);
             o->seed_given = true;
         } else if (strcmp(a, "--ctx") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 1, 1 << 20, &iv)) goto bad;
             o->n_ctx = (int)iv;
+            remote_opt(o, "num_ctx", (double)iv);
         } else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, 1, 1024, &iv)) goto bad;
             o->n_threads = (int)iv;
+            remote_opt(o, "num_thread", (double)iv);
         } else if (strcmp(a, "--kv-type") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_kv_type(v, &o->kv_type)) goto bad;
+            o->local_only = a;
         } else if (strcmp(a, "--chat") == 0) {
             o->chat = true;
         } else if (strcmp(a, "--template-fallback") == 0) {
             o->template_fallback = true;
+            o->local_only = a;
         } else if (strcmp(a, "--template") == 0) {
             if (!(v = cli_value(argc, argv, &i))) goto bad;
             if (!ns_chat_builtin(v)) {
@@ -206,9 +243,17 @@ static int parse_run(int argc, char **argv, run_opts *o) {
                 return -1;
             }
             o->template_name = v;
+            o->local_only = a;
         } else if (strcmp(a, "--system") == 0) {
             if (!(v = cli_value(argc, argv, &i))) goto bad;
             o->system = v;
+        } else if (strcmp(a, "--host") == 0) {
+            if (!(v = cli_value(argc, argv, &i))) goto bad;
+            if (!*v) {
+                fprintf(stderr, "nstack run: invalid value for %s: the URL is empty\n", a);
+                return -1;
+            }
+            o->host = v;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = true;
         } else if (a[0] == '-' && a[1] != 0) {
@@ -236,7 +281,24 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         run_usage(stderr);
         return -1;
     }
+    if (!o->host) {
+        const char *env = getenv("NSTACK_HOST");
+        if (env && *env) o->host = env;
+    }
+    if (o->host && o->local_only) {
+        fprintf(stderr, "nstack run: %s is not available on a server (--host or NSTACK_HOST is set)\n",
+                o->local_only);
+        return -1;
+    }
+    if (o->host && o->n_stops > 0) {
+        if (!o->remote_options && !(o->remote_options = cJSON_CreateObject())) goto oom_end;
+        cJSON *stops = cJSON_AddArrayToObject(o->remote_options, "stop");
+        for (int k = 0; stops && k < o->n_stops; k++) cJSON_AddItemToArray(stops, cJSON_CreateString(o->stops[k]));
+    }
     return 0;
+oom_end:
+    fprintf(stderr, "nstack run: out of memory\n");
+    return -1;
 }
 
 static char *read_stdin(void) {
@@ -319,6 +381,15 @@ int cmd_run(int argc, char **argv) {
     if (!o.prompt && !o.chat) {
         stdin_prompt = isatty(STDIN_FILENO) ? NULL : read_stdin();
         o.prompt = stdin_prompt ? stdin_prompt : "";
+    }
+    if (o.host) {
+        remote_run rr = {.host = o.host, .model = o.model, .prompt = o.prompt, .chat = o.chat,
+                         .chat_interactive = isatty(STDIN_FILENO) != 0, .system = o.system,
+                         .options = o.remote_options, .verbose = o.verbose};
+        int remote_rc = run_remote(&rr);
+        free(stdin_prompt);
+        free_run_opts(&o);
+        return remote_rc;
     }
 
     int rc = NS_EXIT_FAIL;
