@@ -4,12 +4,15 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev libpcre2-dev
-          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev curl valgrind)
+          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev curl jq valgrind)
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The JS client tests need node and npm; a machine that already has them
+# (e.g. from NodeSource) keeps its own, since Debian's npm would replace it.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "scripts/deps.sh: installing ${missing[*]}"

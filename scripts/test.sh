@@ -14,6 +14,20 @@ if [ -z "${NSTACK_SHARED:-}" ] && [ -d ../shared ]; then
 fi
 export NSTACK_SHARED="${NSTACK_SHARED:-}"
 
+# The openai and ollama npm clients for tests/integration/test_js_clients.sh,
+# installed from the lock file only when it changed since the last install.
+js=tests/integration/js
+if command -v npm >/dev/null && ! cmp -s "$js/package-lock.json" "$js/node_modules/.nstack-installed-lock"; then
+    echo "== npm ci in $js"
+    if npm ci --prefix "$js" --no-audit --no-fund --loglevel=error; then
+        cp "$js/package-lock.json" "$js/node_modules/.nstack-installed-lock"
+    elif [ -n "${CI:-}" ]; then
+        echo "npm ci failed: CI needs the openai and ollama clients"; exit 1
+    else
+        echo "warning: npm ci failed; the JS client tests will be skipped"
+    fi
+fi
+
 echo "== release build (-Werror) and full suite"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNSTACK_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
