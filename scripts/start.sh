@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: install dependencies, build, and run the
-# main job with an embedded default: generate text with the real
-# stories260K model from the shared folder, or, when that is absent, with a
-# small random-weight model made by `nstack mkmodel`.
-# Extra arguments replace the default `run` arguments, e.g.
-#   scripts/start.sh run model.gguf "Why is the sky blue?" --temp 0
+# One command from a fresh clone: install dependencies, build, and start the
+# main job, `nstack serve`, on 127.0.0.1:11434 (NSTACK_HOST changes it).
+# With no model of your own, the server creates a small random-weight model
+# named `demo` (its text is noise, it is there so a first request works);
+# real models come by path, from the store (`nstack pull URL`), or from
+# Ollama's store (~/.ollama/models).
+# Arguments replace the default: `scripts/start.sh serve --host 0.0.0.0:8080`,
+# `scripts/start.sh run model.gguf "Why is the sky blue?" --temp 0`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +17,10 @@ cmake --build build -j"$(nproc)" >/dev/null
 if [ $# -gt 0 ]; then
     exec build/nstack "$@"
 fi
-shared="${NSTACK_SHARED:-../shared}"
-model="$shared/models/stories260K.gguf"
-if [ ! -f "$model" ]; then
-    model=build/default-model.gguf
-    [ -f "$model" ] || build/nstack mkmodel "$model" --dim 128 --layers 2 --heads 4 --vocab 512
-    echo "(shared models not found: running a random-weight model, its text is noise)" >&2
-fi
-exec build/nstack run "$model" "Once upon a time" -n 128 --temp 0 --verbose
+cat >&2 <<'MSG'
+Starting nstack serve. Try, from another terminal:
+  curl http://127.0.0.1:11434/api/generate -d '{"model": "demo", "prompt": "Hello", "stream": false}'
+  curl http://127.0.0.1:11434/v1/chat/completions -d '{"model": "demo", "messages": [{"role": "user", "content": "Hi"}]}'
+  build/nstack run --host 127.0.0.1:11434 demo "Once upon a time" -n 32
+MSG
+exec build/nstack serve
