@@ -59,10 +59,14 @@ int client_base_url_for(const char *spec, char *url, size_t urllen, char *err, s
     if (sep) {
         *sep = 0;
         hostport = sep + 3;
+        /* as Ollama's OLLAMA_HOST (and our server) read it: an explicit
+         * scheme without a port means that scheme's port */
         if (strcmp(s, "https") == 0) {
             scheme = "https";
             port = 443;
-        } else if (strcmp(s, "http") != 0) {
+        } else if (strcmp(s, "http") == 0) {
+            port = 80;
+        } else {
             snprintf(err, errlen, "host '%s': unsupported scheme '%s' (use http:// or https://)", spec, s);
             return -1;
         }
