@@ -291,7 +291,8 @@ static void forward_batch(ns_context *c, int seq, const int32_t *tokens, int n, 
             ns_kv_store(&c->kv, ns_kv_v_row(&c->kv, seq, il, pos0 + t), v);
         }
         attn_job aj = {c, seq, il, n, pos0};
-        ns_pool_run(c->pool, attn_task, &aj, hp->n_head);
+        ns_pool_run_work(c->pool, attn_task, &aj, hp->n_head,
+                         2LL * n * hp->n_head * (pos0 + n) * hp->head_dim);
 
         ns_matmul(c->pool, &ly->wo, c->att, n, c->xb, c->scratch);
         for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];

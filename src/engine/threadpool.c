@@ -155,3 +155,11 @@ void ns_pool_run(ns_pool *p, ns_task_fn fn, void *arg, int n_tasks) {
         else sched_yield();
     }
 }
+
+void ns_pool_run_work(ns_pool *p, ns_task_fn fn, void *arg, int n_tasks, long long work) {
+    if (work < NS_POOL_MIN_WORK) {
+        for (int t = 0; t < n_tasks; t++) fn(arg, t, n_tasks);
+        return;
+    }
+    ns_pool_run(p, fn, arg, n_tasks);
+}

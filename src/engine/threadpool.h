@@ -17,4 +17,13 @@ int ns_pool_threads(const ns_pool *p);
 /* Runs every task and returns when all have finished. Not reentrant. */
 void ns_pool_run(ns_pool *p, ns_task_fn fn, void *arg, int n_tasks);
 
+/* Below this many multiply-adds a section runs on the calling thread alone:
+ * handing it to the workers costs more than it saves, and far more when a
+ * worker has lost its core to another process (a 260K-parameter model
+ * decoded at ~100 tokens/s on 2 threads beside one busy core, ~7000 on 1). */
+#define NS_POOL_MIN_WORK (64 * 1024)
+
+/* ns_pool_run for a section of about `work` multiply-adds. */
+void ns_pool_run_work(ns_pool *p, ns_task_fn fn, void *arg, int n_tasks, long long work);
+
 #endif
