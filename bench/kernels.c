@@ -2,7 +2,7 @@
  * weight matrices bigger than the caches, the way a decode step streams them.
  *
  *   bench_kernels [-t THREADS] [-r REPS] [-m ROWS] [-k COLS] [-s MIB] [-n NX]
- *                 [-l LEVEL] [-a OFFSET] [-c] [TYPE...]
+ *                 [-g NX] [-l LEVEL] [-a OFFSET] [-c] [TYPE...]
  *
  * A matrix of ROWS x COLS (default 2048 x 8192) is made per type and copied
  * until the copies hold at least MIB MiB (default 512), so each pass reads
@@ -14,7 +14,14 @@
  * -n, also the vec_dot_n time per row and activation row. -c times thread
  * 0's CPU time instead of wall time (for comparing kernels' compute on a
  * busy machine, with a small matrix: -s 0 -m 48). -a places each matrix
- * OFFSET bytes (default 0) past a 64-byte boundary. */
+ * OFFSET bytes (default 0) past a 64-byte boundary.
+ *
+ * -g NX times prompt products instead: the matrix against NX activation
+ * rows as ns_matmul cuts them (tasks of 16 or 32 rows), once through vec_dot_n
+ * (tiles of 32 activation rows) and once through gemm where the level has
+ * it; printed as GMAC/s (weights x activation rows per second) and ns per
+ * row and activation row. The activations are converted outside the timing.
+ * Use -s 0 (one copy: a prompt reads each weight once per product). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +87,10 @@ typedef struct {
     size_t rb, xrow;
     const uint8_t *x;
     int nx;
+    int gx;            /* -g: activation rows of a prompt product */
+    const uint8_t *gq; /* gemm activation rows (NULL: use vec_dot_n) */
+    size_t grow;
+    float *y;
     int reps;
     int inner; /* passes per timed rep (small matrices) */
     int tid, nthreads;
@@ -87,6 +98,30 @@ typedef struct {
     double *times; /* per rep, written by thread 0 */
     float sink;
 } job;
+
+/* as in src/engine/matmul.c */
+enum { TASK_ROWS = 16, GEMM_TASK_ROWS = 32, TOKEN_TILE = 32 };
+
+/* Rows [r0, r1) of a prompt product, as ns_matmul computes them. */
+static void prompt_rows(const job *j, const uint8_t *w, int64_t r0, int64_t r1) {
+    float out[TOKEN_TILE];
+    const int64_t task = j->gq ? GEMM_TASK_ROWS : TASK_ROWS;
+    for (int64_t c0 = r0; c0 < r1; c0 += task) {
+        const int64_t c1 = c0 + task < r1 ? c0 + task : r1;
+        if (j->gq) {
+            j->k->gemm(j->cols, w + (size_t)c0 * j->rb, j->rb, (int)(c1 - c0), j->gq, j->grow, j->gx, j->y + c0,
+                       (size_t)j->rows);
+            continue;
+        }
+        for (int t0 = 0; t0 < j->gx; t0 += TOKEN_TILE) {
+            const int nt = j->gx - t0 < TOKEN_TILE ? j->gx - t0 : TOKEN_TILE;
+            for (int64_t r = c0; r < c1; r++) {
+                j->k->vec_dot_n(j->cols, w + (size_t)r * j->rb, j->x + (size_t)t0 * j->xrow, j->xrow, nt, out);
+                for (int t = 0; t < nt; t++) j->y[(size_t)(t0 + t) * j->rows + r] = out[t];
+            }
+        }
+    }
+}
 
 static void *worker(void *arg) {
     job *j = arg;
@@ -100,7 +135,9 @@ static void *worker(void *arg) {
         for (int it = 0; it < j->inner; it++) {
             const uint8_t *w = j->mats[m];
             m = (m + 1) % j->n_mats;
-            if (j->nx == 0) {
+            if (j->gx) {
+                prompt_rows(j, w, r0, r1);
+            } else if (j->nx == 0) {
                 for (int64_t r = r0; r < r1; r++) s += j->k->vec_dot(j->cols, w + (size_t)r * j->rb, j->x);
             } else {
                 for (int64_t r = r0; r < r1; r++) {
@@ -150,7 +187,7 @@ static const ns_type all_types[] = {NS_TYPE_Q4_0, NS_TYPE_Q8_0, NS_TYPE_Q4_K, NS
                                     NS_TYPE_F16,  NS_TYPE_BF16, NS_TYPE_F32};
 
 int main(int argc, char **argv) {
-    int nthreads = 1, reps = 7, nx = 0;
+    int nthreads = 1, reps = 7, nx = 0, gx = 0;
     int64_t rows = 2048, cols = 8192;
     double mib = 512;
     int only_level = -1, offset = 0;
@@ -163,6 +200,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-k") && i + 1 < argc) cols = atoll(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) mib = atof(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) nx = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-g") && i + 1 < argc) gx = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-c")) clock_id = CLOCK_THREAD_CPUTIME_ID;
         else if (!strcmp(argv[i], "-a") && i + 1 < argc) offset = atoi(argv[++i]) & 63;
         else if (!strcmp(argv[i], "-l") && i + 1 < argc) {
@@ -183,14 +221,15 @@ int main(int argc, char **argv) {
             }
             if (!found) {
                 fprintf(stderr,
-                        "usage: %s [-t THREADS] [-r REPS] [-m ROWS] [-k COLS] [-s MIB] [-n NX] [-l LEVEL] [-a OFFSET] [-c] [TYPE...]\n",
+                        "usage: %s [-t THREADS] [-r REPS] [-m ROWS] [-k COLS] [-s MIB] [-n NX] [-g NX] [-l LEVEL] [-a OFFSET] [-c] [TYPE...]\n",
                         argv[0]);
                 return 2;
             }
         }
     }
-    if (nthreads < 1 || nthreads > 64 || reps < 1 || nx < 0 || nx > 16 || rows < 1 || cols < 256 || cols % 256) {
-        fprintf(stderr, "bad arguments (COLS must be a multiple of 256, NX at most 16)\n");
+    if (nthreads < 1 || nthreads > 64 || reps < 1 || nx < 0 || nx > 16 || gx < 0 || gx > 4096 || rows < 1 ||
+        cols < 256 || cols % 256) {
+        fprintf(stderr, "bad arguments (COLS must be a multiple of 256, -n NX at most 16, -g NX at most 4096)\n");
         return 2;
     }
     if (n_types == 0) {
@@ -199,9 +238,14 @@ int main(int argc, char **argv) {
     }
     printf("# %lld x %lld, %d thread(s), %d reps, %s time, cpu best level %s\n", (long long)rows, (long long)cols,
            nthreads, reps, clock_id == CLOCK_MONOTONIC ? "wall" : "thread-0 CPU", ns_isa_name(ns_isa_detected()));
-    printf("%-6s %-11s %10s %10s %10s", "type", "level", "GB/s best", "GB/s med", "ns/row");
-    if (nx) printf(" %14s %12s", "vec_dot_n GB/s", "ns/row/tok");
-    printf("\n");
+    if (gx) {
+        printf("# prompt products: %d activation rows\n", gx);
+        printf("%-6s %-11s %-9s %10s %10s %12s\n", "type", "level", "kernel", "GMAC/s", "GMAC/s med", "ns/row/tok");
+    } else {
+        printf("%-6s %-11s %10s %10s %10s", "type", "level", "GB/s best", "GB/s med", "ns/row");
+        if (nx) printf(" %14s %12s", "vec_dot_n GB/s", "ns/row/tok");
+        printf("\n");
+    }
     float *tmp = malloc(sizeof(float) * (size_t)cols);
     for (int ti = 0; ti < n_types; ti++) {
         const ns_type t = types[ti];
@@ -220,11 +264,16 @@ int main(int argc, char **argv) {
             else
                 memcpy(mats[c], mats[0], mat);
         }
-        uint8_t *x = malloc(xrow * 16);
-        for (int j = 0; j < 16; j++) {
-            for (int64_t i = 0; i < cols; i++) tmp[i] = rndf();
-            ns_kernels_for_isa(vt, NS_ISA_SCALAR)->from_float(tmp, x + (size_t)j * xrow, cols);
+        const int n_act = gx > 16 ? gx : 16;
+        uint8_t *x = malloc(xrow * (size_t)n_act);
+        float *acts = malloc(sizeof(float) * (size_t)cols * (size_t)n_act);
+        for (int j = 0; j < n_act; j++) {
+            for (int64_t i = 0; i < cols; i++) acts[(size_t)j * cols + i] = rndf();
+            ns_kernels_for_isa(vt, NS_ISA_SCALAR)->from_float(acts + (size_t)j * cols, x + (size_t)j * xrow, cols);
         }
+        const size_t grow = ns_gemm_row_size(cols);
+        uint8_t *gq = gx ? malloc(grow * (size_t)gx) : NULL;
+        float *y = gx ? malloc(sizeof(float) * (size_t)rows * (size_t)gx) : NULL;
         for (int l = 0; l < NS_ISA_COUNT; l++) {
             if (only_level >= 0 && l != only_level) continue;
             const ns_type_kernels *k = ns_kernels_for_isa(t, (ns_isa)l);
@@ -234,6 +283,28 @@ int main(int argc, char **argv) {
             job j = {.k = k, .mats = mats, .n_mats = n_mats, .rows = rows, .cols = cols, .rb = rb,
                      .xrow = xrow, .x = x, .nx = 0, .reps = reps, .inner = inner};
             double best, med;
+            if (gx) {
+                const double macs = (double)rows * (double)cols * gx;
+                j.gx = gx;
+                j.y = y;
+                j.inner = 1;
+                for (int use_gemm = 0; use_gemm < 2; use_gemm++) {
+                    if (use_gemm) {
+                        if (k->gemm == NULL) continue;
+                        for (int a = 0; a < gx; a++) k->gemm_prep(acts + (size_t)a * cols, cols, gq + (size_t)a * grow);
+                        j.gq = gq;
+                        j.grow = grow;
+                    } else if (k->vec_dot_n == NULL) {
+                        continue;
+                    }
+                    run(&j, nthreads, &best, &med);
+                    printf("%-6s %-11s %-9s %10.2f %10.2f %12.3f\n", ns_type_name(t), ns_isa_name((ns_isa)l),
+                           use_gemm ? "gemm" : "vec_dot_n", macs / best * 1e-9, macs / med * 1e-9,
+                           best * 1e9 / (double)rows / gx);
+                    fflush(stdout);
+                }
+                continue;
+            }
             run(&j, nthreads, &best, &med);
             printf("%-6s %-11s %10.2f %10.2f %10.1f", ns_type_name(t), ns_isa_name((ns_isa)l), (double)mat / best * 1e-9,
                    (double)mat / med * 1e-9, best * 1e9 / (double)rows);
@@ -249,6 +320,9 @@ int main(int argc, char **argv) {
         free(mats);
         free(bases);
         free(x);
+        free(acts);
+        free(gq);
+        free(y);
     }
     free(tmp);
     return 0;

@@ -11,7 +11,8 @@
  * Each kernel is an always-inline "core" for nx activation rows (nx a
  * compile-time constant 1..4); vec_dot is the core for one row, vec_dot_n
  * runs it over groups of four rows. The per-row instruction sequence does
- * not depend on nx, so vec_dot_n is bit-identical to vec_dot. */
+ * not depend on nx, so vec_dot_n is bit-identical to vec_dot. The prompt
+ * GEMMs at the end keep the scalar order: bit-identical to scalar vec_dot. */
 #include "kernels_x86.h"
 
 #ifdef NS_KERNELS_AVXVNNI
@@ -767,6 +768,567 @@ static void dequant_f16(const void *src, float *dst, int64_t n) {
     }
 }
 
+/* ---- prompt GEMM: 8 weight rows x up to 4 activation rows --------------
+ * kernels_avx512.c's scheme in 256-bit vectors (lanes are weight rows): a
+ * panel holds 8 rows' blocks unpacked to unsigned bytes (value + offset)
+ * and transposed so that vector g of a block has, in lane r, bytes
+ * 4g..4g+3 of row r; a dot product with an activation dword broadcast to
+ * all lanes advances 8 row sums at once. Per (row, activation row) the
+ * arithmetic is the scalar kernel's, so every output equals scalar
+ * vec_dot's bit for bit (see there). */
+
+/* sizes as in kernels_avx512.c */
+enum { GEMM_ROWS = 8, GEMM_TOKS = 4, GEMM_KC = 64, GEMM_XBLOCK = 40 };
+
+typedef enum { GW_Q4_0, GW_Q5_0, GW_Q8_0, GW_Q4_1, GW_Q5_1 } gemm_wtype;
+
+typedef struct {
+    __m256i w[GEMM_KC][8];
+    __m256 d[GEMM_KC], m[GEMM_KC];
+} gemm_panel;
+
+INLINE bool gw_affine(gemm_wtype t) { return t == GW_Q4_1 || t == GW_Q5_1; }
+
+INLINE size_t gw_size(gemm_wtype t) {
+    switch (t) {
+    case GW_Q4_0: return Q4_0_SZ;
+    case GW_Q5_0: return Q5_0_SZ;
+    case GW_Q8_0: return Q8_0_SZ;
+    case GW_Q4_1: return Q4_1_SZ;
+    default: return Q5_1_SZ;
+    }
+}
+
+INLINE int gw_offset(gemm_wtype t) {
+    switch (t) {
+    case GW_Q4_0: return 8;
+    case GW_Q5_0: return 16;
+    case GW_Q8_0: return 128;
+    default: return 0;
+    }
+}
+
+/* One block's 32 values as unsigned bytes, in element order. */
+INLINE __m256i gw_unpack(const uint8_t *b, gemm_wtype t) {
+    switch (t) {
+    case GW_Q4_0: return unpack_nibbles(b + 2);
+    case GW_Q5_0: return unpack_q5(b + 2, b + 6);
+    case GW_Q8_0: return _mm256_xor_si256(loadu256(b + 2), _mm256_set1_epi8((char)0x80));
+    case GW_Q4_1: return unpack_nibbles(b + 4);
+    default: return unpack_q5(b + 4, b + 8);
+    }
+}
+
+/* Defeats contraction of a product into a following addition. */
+INLINE __m256 rounded(__m256 v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
+INLINE int32_t ld_i32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* 8 rows of 32 bytes -> 8 vectors, vector g holding bytes 4g..4g+3 of row r
+ * in lane r. */
+INLINE void gemm_transpose(const __m256i z[GEMM_ROWS], __m256i *out) {
+    __m256i s[8];
+    for (int h = 0; h < 8; h += 4) {
+        const __m256i t0 = _mm256_unpacklo_epi32(z[h], z[h + 1]), t1 = _mm256_unpackhi_epi32(z[h], z[h + 1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(z[h + 2], z[h + 3]), t3 = _mm256_unpackhi_epi32(z[h + 2], z[h + 3]);
+        s[h] = _mm256_unpacklo_epi64(t0, t2);
+        s[h + 1] = _mm256_unpackhi_epi64(t0, t2);
+        s[h + 2] = _mm256_unpacklo_epi64(t1, t3);
+        s[h + 3] = _mm256_unpackhi_epi64(t1, t3);
+    }
+    /* s[g] (g < 4): rows 0-3, dwords g | g + 4; s[g + 4]: rows 4-7 */
+    for (int g = 0; g < 4; g++) {
+        out[g] = _mm256_permute2x128_si256(s[g], s[g + 4], 0x20);
+        out[g + 4] = _mm256_permute2x128_si256(s[g], s[g + 4], 0x31);
+    }
+}
+
+/* Panel of rows w, w + ws, ... (nr of them; the rest repeat the last) for
+ * blocks k0 .. k0 + nbc - 1. */
+INLINE void gemm_pack(gemm_panel *p, const uint8_t *w, size_t ws, int nr, int64_t k0, int nbc, gemm_wtype t) {
+    const size_t SZ = gw_size(t);
+    const uint8_t *rows[GEMM_ROWS];
+    for (int r = 0; r < GEMM_ROWS; r++) rows[r] = w + (size_t)(r < nr ? r : nr - 1) * ws + (size_t)k0 * SZ;
+    for (int k = 0; k < nbc; k++) {
+        uint16_t dh[GEMM_ROWS], mh[GEMM_ROWS];
+        __m256i z[GEMM_ROWS];
+        for (int r = 0; r < GEMM_ROWS; r++) {
+            const uint8_t *b = rows[r] + (size_t)k * SZ;
+            z[r] = gw_unpack(b, t);
+            dh[r] = ld16(b);
+            mh[r] = ld16(b + 2);
+        }
+        gemm_transpose(z, p->w[k]);
+        p->d[k] = _mm256_cvtph_ps(loadu128((const uint8_t *)dh));
+        if (gw_affine(t)) p->m[k] = _mm256_cvtph_ps(loadu128((const uint8_t *)mh));
+    }
+}
+
+/* acc + the 8 rows' integer sums of one block against activation bytes q. */
+INLINE __m256i gemm_dot(__m256i acc, const gemm_panel *p, int k, const uint8_t *q) {
+#ifdef __AVXVNNI__
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++)
+        acc = _mm256_dpbusd_avx_epi32(acc, _mm256_load_si256(&p->w[k][g]), _mm256_set1_epi32(ld_i32(q + 4 * g)));
+    return acc;
+#else
+    /* i16 sums of four pairs: |.| <= 4 * 2 * 31 * 127 < 2^15 */
+    const __m256i one = _mm256_set1_epi16(1);
+#pragma GCC unroll 2
+    for (int h = 0; h < 8; h += 4) {
+        __m256i s = _mm256_maddubs_epi16(_mm256_load_si256(&p->w[k][h]), _mm256_set1_epi32(ld_i32(q + 4 * h)));
+#pragma GCC unroll 3
+        for (int g = h + 1; g < h + 4; g++)
+            s = _mm256_add_epi16(
+                s, _mm256_maddubs_epi16(_mm256_load_si256(&p->w[k][g]), _mm256_set1_epi32(ld_i32(q + 4 * g))));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, one));
+    }
+    return acc;
+#endif
+}
+
+/* T activation rows (at x, x + xs, ...) against a panel's chunk; rmask
+ * selects the panel's real rows. */
+INLINE void gemm_tile(const gemm_panel *p, int nbc, const uint8_t *x, size_t xs, int64_t k0, const int T, float *y,
+                      size_t ys, __m256i rmask, bool first, gemm_wtype t) {
+    const uint8_t *xb[GEMM_TOKS];
+    __m256 acc[GEMM_TOKS];
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++) {
+        xb[j] = x + (size_t)j * xs + (size_t)k0 * GEMM_XBLOCK;
+        acc[j] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(y + (size_t)j * ys, rmask);
+    }
+    for (int k = 0; k < nbc; k++) {
+        const __m256 dw = p->d[k];
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) {
+            const uint8_t *b = xb[j] + (size_t)k * GEMM_XBLOCK;
+            const __m256i init = gw_affine(t) ? _mm256_setzero_si256() : _mm256_set1_epi32(ld_i32(b + 36));
+            const __m256i isum = gemm_dot(init, p, k, b);
+            const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(ldf(b + 32)));
+            __m256 v = rounded(_mm256_mul_ps(_mm256_cvtepi32_ps(isum), s));
+            if (gw_affine(t)) v = _mm256_add_ps(v, rounded(_mm256_mul_ps(p->m[k], _mm256_set1_ps(ldf(b + 36)))));
+            acc[j] = _mm256_add_ps(acc[j], v);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++) _mm256_maskstore_ps(y + (size_t)j * ys, rmask, acc[j]);
+}
+
+/* As in kernels_avx512.c. */
+INLINE void gemm_impl(int64_t n, const void *wv, size_t ws, int n_rows, const void *xv, size_t xs, int n_x, float *y,
+                      size_t ys, gemm_wtype t) {
+    const uint8_t *w = wv, *x = xv;
+    const int64_t nb = n / 32;
+    gemm_panel p __attribute__((aligned(32)));
+    for (int r0 = 0; r0 < n_rows; r0 += GEMM_ROWS) {
+        const int nr = n_rows - r0 < GEMM_ROWS ? n_rows - r0 : GEMM_ROWS;
+        const __m256i rm = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int64_t k0 = 0; k0 < nb; k0 += GEMM_KC) {
+            const int nbc = nb - k0 < GEMM_KC ? (int)(nb - k0) : GEMM_KC;
+            const bool first = k0 == 0;
+            gemm_pack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            for (int j = 0; j < n_x;) {
+                const int left = n_x - j, T = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                const uint8_t *xj = x + (size_t)j * xs;
+                float *yj = y + (size_t)j * ys + r0;
+                if (T == 4) gemm_tile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t);
+                else if (T == 2) gemm_tile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t);
+                else gemm_tile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t);
+                j += T;
+            }
+        }
+    }
+}
+
+/* One activation row: per block the values and the scale of the Q8_0 /
+ * Q8_1 quantizer, then -offset * (sum of the values), or for the affine
+ * types the Q8_1 sum term s. */
+INLINE void gemm_prep_impl(const float *src, int64_t n, void *dst, gemm_wtype t) {
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / 32; i++, b += GEMM_XBLOCK, src += 32) {
+        int isum;
+        const float d = q8_block(src, b, &isum);
+        const float dh = h2f(ns_fp32_to_fp16(d));
+        memcpy(b + 32, &dh, 4);
+        if (gw_affine(t)) {
+            const float s = h2f(ns_fp32_to_fp16((float)isum * d));
+            memcpy(b + 36, &s, 4);
+        } else {
+            const int32_t e = -gw_offset(t) * isum;
+            memcpy(b + 36, &e, 4);
+        }
+    }
+}
+
+#define DEFINE_GEMM(name, t)                                                                                   \
+    static void gemm_prep_##name(const float *x, int64_t n, void *dst) { gemm_prep_impl(x, n, dst, t); }       \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int n_rows, const void *x, size_t xs, int n_x, \
+                            float *y, size_t ys) {                                                              \
+        gemm_impl(n, w, ws, n_rows, x, xs, n_x, y, ys, t);                                                      \
+    }
+
+DEFINE_GEMM(q4_0, GW_Q4_0)
+DEFINE_GEMM(q5_0, GW_Q5_0)
+DEFINE_GEMM(q4_1, GW_Q4_1)
+DEFINE_GEMM(q5_1, GW_Q5_1)
+#ifdef __AVXVNNI__
+/* Q8_0 unpacks to value + 128 in [0, 255]: VPMADDUBSW pair sums would
+ * saturate, so only the VNNI level has it. */
+DEFINE_GEMM(q8_0, GW_Q8_0)
+#endif
+
+/* ---- prompt GEMM for K-quants ------------------------------------------------
+ * kernels_avx512.c's K-quant scheme in 256-bit vectors (8 rows a panel);
+ * each output equals scalar vec_dot's bit for bit (see there). */
+
+enum { GEMM_KKC = 8, GEMM_KXBLOCK = 320, KX_D = 256, KX_BSUMS = 260, KX_PAIRS = 292 };
+
+typedef enum { GK_Q2_K, GK_Q3_K, GK_Q4_K, GK_Q5_K, GK_Q6_K } gemm_ktype;
+
+typedef struct {
+    __m256i w[GEMM_KKC][8][8];
+    __m256i sc[GEMM_KKC][16]; /* i32 sub-block scales (Q4_K / Q5_K: 8) */
+    __m256i mp[GEMM_KKC][8];  /* i16 pairs: mins (Q4_K / Q5_K: 4), Q6_K scales */
+    __m256 d[GEMM_KKC], dmin[GEMM_KKC];
+} gemm_kpanel;
+
+INLINE size_t gk_size(gemm_ktype t) {
+    switch (t) {
+    case GK_Q2_K: return Q2_K_SZ;
+    case GK_Q3_K: return Q3_K_SZ;
+    case GK_Q4_K: return Q4_K_SZ;
+    case GK_Q5_K: return Q5_K_SZ;
+    default: return Q6_K_SZ;
+    }
+}
+
+/* Sub-blocks of 16 elements (else 32), and mins (else an offset). */
+INLINE bool gk_sub16(gemm_ktype t) { return t == GK_Q2_K || t == GK_Q3_K || t == GK_Q6_K; }
+INLINE bool gk_mins(gemm_ktype t) { return t == GK_Q2_K || t == GK_Q4_K || t == GK_Q5_K; }
+
+/* 32 bytes at offset off of each row's super-block, transposed. */
+INLINE void gk_transpose(const uint8_t *const *rows, size_t off, __m256i *out) {
+    __m256i v[GEMM_ROWS];
+    for (int r = 0; r < GEMM_ROWS; r++) v[r] = loadu256(rows[r] + off);
+    gemm_transpose(v, out);
+}
+
+/* Bytes of v with bit b set -> 16, others 0. */
+INLINE __m256i bit16(__m256i v, int b) {
+    const __m256i m = _mm256_set1_epi8((char)(1 << b));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, m), m), _mm256_set1_epi8(16));
+}
+
+/* The eight units (elements 32u..32u+31) of one super-block of each row as
+ * unsigned bytes, transposed: the packed bytes are transposed first and the
+ * values unpacked in that layout (the same byte of a row holds values of
+ * two or four units). */
+INLINE void gk_units(__m256i w[8][8], const uint8_t *const *rows, gemm_ktype t) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    __m256i a[8];
+    if (t == GK_Q2_K || t == GK_Q3_K) {
+        /* 2-bit values: unit 4h + s is bits 2s..2s+1 of qs bytes 32h..32h+31;
+         * Q3_K adds 4 where bit u of hmask[l] is set */
+        const __m256i m3 = _mm256_set1_epi8(3);
+        __m256i hm[8];
+        if (t == GK_Q3_K) gk_transpose(rows, 0, hm);
+        for (int h = 0; h < 2; h++) {
+            gk_transpose(rows, (size_t)(t == GK_Q3_K ? 32 : 16) + 32 * h, a);
+            for (int sh = 0; sh < 4; sh++) {
+                const int u = 4 * h + sh;
+                for (int g = 0; g < 8; g++) {
+                    w[u][g] = _mm256_and_si256(_mm256_srli_epi16(a[g], 2 * sh), m3);
+                    if (t == GK_Q3_K) w[u][g] = _mm256_or_si256(w[u][g], _mm256_srli_epi16(bit16(hm[g], u), 2));
+                }
+            }
+        }
+        return;
+    }
+    if (t == GK_Q6_K) {
+        __m256i h[2][8];
+        gk_transpose(rows, 128, h[0]);
+        gk_transpose(rows, 160, h[1]);
+        for (int c = 0; c < 4; c++) { /* ql bytes 32c..32c+31: units u and u + 2 */
+            gk_transpose(rows, (size_t)32 * c, a);
+            const int hh = c / 2, u = 4 * hh + (c & 1);
+            for (int g = 0; g < 8; g++) {
+                const __m256i qh = h[hh][g];
+                const __m256i hl = _mm256_and_si256((c & 1) ? _mm256_slli_epi16(qh, 2) : _mm256_slli_epi16(qh, 4), m30);
+                const __m256i hu = _mm256_and_si256((c & 1) ? _mm256_srli_epi16(qh, 2) : qh, m30);
+                w[u][g] = _mm256_or_si256(_mm256_and_si256(a[g], m4), hl);
+                w[u + 2][g] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a[g], 4), m4), hu);
+            }
+        }
+        return;
+    }
+    __m256i qh[8];
+    if (t == GK_Q5_K) gk_transpose(rows, 16, qh);
+    for (int c = 0; c < 4; c++) {
+        gk_transpose(rows, (size_t)(t == GK_Q5_K ? 48 : 16) + 32 * c, a);
+        for (int g = 0; g < 8; g++) {
+            w[2 * c][g] = _mm256_and_si256(a[g], m4);
+            w[2 * c + 1][g] = _mm256_and_si256(_mm256_srli_epi16(a[g], 4), m4);
+            if (t == GK_Q5_K) {
+                w[2 * c][g] = _mm256_or_si256(w[2 * c][g], bit16(qh[g], 2 * c));
+                w[2 * c + 1][g] = _mm256_or_si256(w[2 * c + 1][g], bit16(qh[g], 2 * c + 1));
+            }
+        }
+    }
+}
+
+INLINE __m256i byte6(__m256i v, int i) { return _mm256_and_si256(_mm256_srli_epi32(v, 8 * i), _mm256_set1_epi32(63)); }
+
+/* Scales (and mins, d, dmin) of one super-block of each row, gathered with
+ * the rows in lanes: row r's block at base + off[r]. */
+INLINE const int *at(const uint8_t *p) { return (const int *)(const void *)p; }
+
+INLINE void gemm_kscales(gemm_kpanel *p, int k, const uint8_t *base, __m256i off, gemm_ktype t) {
+    const int *b = at(base);
+    const __m256i m4 = _mm256_set1_epi32(15), m2 = _mm256_set1_epi32(3);
+    if (t == GK_Q2_K) { /* scales[j]: low nibble the scale, high the min */
+        __m256i s4[4];
+        for (int m = 0; m < 4; m++) s4[m] = _mm256_i32gather_epi32(at(base + 4 * m), off, 1);
+        for (int j = 0; j < 16; j++) p->sc[k][j] = _mm256_and_si256(_mm256_srli_epi32(s4[j / 4], 8 * (j % 4)), m4);
+        for (int i = 0; i < 8; i++) {
+            const __m256i v = _mm256_srli_epi32(s4[i / 2], 16 * (i % 2));
+            p->mp[k][i] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(v, 4), m4),
+                                          _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(v, 12), m4), 16));
+        }
+        const __m256i dd = _mm256_i32gather_epi32(at(base + 80), off, 1);
+        const __m256i lo16 = _mm256_and_si256(dd, _mm256_set1_epi32(0xFFFF)), hi16 = _mm256_srli_epi32(dd, 16);
+        const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo16, hi16), 0xD8);
+        p->d[k] = _mm256_cvtph_ps(_mm256_castsi256_si128(pk));
+        p->dmin[k] = _mm256_cvtph_ps(_mm256_extracti128_si256(pk, 1));
+        return;
+    }
+    if (t == GK_Q3_K) { /* 6-bit scales - 32: low 4 bits in bytes 0-7 (two a byte), high 2 in bytes 8-11 */
+        const __m256i a0 = _mm256_i32gather_epi32(at(base + 96), off, 1), a1 = _mm256_i32gather_epi32(at(base + 100), off, 1);
+        const __m256i a2 = _mm256_i32gather_epi32(at(base + 104), off, 1);
+        for (int j = 0; j < 16; j++) {
+            const int bb = j % 8;
+            const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(bb < 4 ? a0 : a1, 8 * (bb % 4) + 4 * (j / 8)), m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(a2, 8 * (j % 4) + 2 * (j / 4)), m2);
+            p->sc[k][j] = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+        }
+        for (int i = 0; i < 8; i++)
+            p->mp[k][i] = _mm256_or_si256(_mm256_and_si256(p->sc[k][2 * i], _mm256_set1_epi32(0xFFFF)),
+                                          _mm256_slli_epi32(p->sc[k][2 * i + 1], 16));
+        /* d: bytes 108-109, read as the top of the dword at 106 (the block ends at 110) */
+        const __m256i dv = _mm256_srli_epi32(_mm256_i32gather_epi32(at(base + 106), off, 1), 16);
+        p->d[k] = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(dv, dv), 0x08)));
+        return;
+    }
+    if (t == GK_Q6_K) {
+        __m256i s4[4];
+        for (int m = 0; m < 4; m++) s4[m] = _mm256_i32gather_epi32(at(base + 192 + 4 * m), off, 1);
+        for (int j = 0; j < 16; j++) /* sign-extend byte j % 4 */
+            p->sc[k][j] = _mm256_srai_epi32(_mm256_slli_epi32(s4[j / 4], 24 - 8 * (j % 4)), 24);
+        for (int i = 0; i < 8; i++) { /* bytes 2i, 2i + 1 as i16 */
+            const __m256i v = i % 2 ? _mm256_srli_epi32(s4[i / 2], 16) : s4[i / 2];
+            const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), hi = _mm256_srai_epi16(v, 8);
+            p->mp[k][i] = _mm256_blend_epi16(lo, _mm256_slli_epi32(hi, 16), 0xAA);
+        }
+        /* d: bytes 208-209, read as the top of the dword at 206 (the block ends at 210) */
+        const __m256i dv = _mm256_srli_epi32(_mm256_i32gather_epi32(at(base + 206), off, 1), 16);
+        p->d[k] = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(dv, dv), 0x08)));
+        return;
+    }
+    const __m256i dd = _mm256_i32gather_epi32(b, off, 1);
+    const __m256i u0 = _mm256_i32gather_epi32(at(base + 4), off, 1);
+    const __m256i u1 = _mm256_i32gather_epi32(at(base + 8), off, 1);
+    const __m256i u2 = _mm256_i32gather_epi32(at(base + 12), off, 1);
+    __m256i mn[8];
+    for (int j = 0; j < 4; j++) {
+        p->sc[k][j] = byte6(u0, j);
+        mn[j] = byte6(u1, j);
+        /* j + 4: low 4 bits from u2's byte j, high 2 from the top of byte j of u0 / u1 */
+        const __m256i b2 = _mm256_srli_epi32(u2, 8 * j);
+        const __m256i h0 = _mm256_and_si256(_mm256_srli_epi32(u0, 8 * j + 6), m2);
+        const __m256i h1 = _mm256_and_si256(_mm256_srli_epi32(u1, 8 * j + 6), m2);
+        p->sc[k][j + 4] = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi32(h0, 4));
+        mn[j + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(b2, 4), m4), _mm256_slli_epi32(h1, 4));
+    }
+    for (int i = 0; i < 4; i++) p->mp[k][i] = _mm256_or_si256(mn[2 * i], _mm256_slli_epi32(mn[2 * i + 1], 16));
+    const __m256i lo16 = _mm256_and_si256(dd, _mm256_set1_epi32(0xFFFF)), hi16 = _mm256_srli_epi32(dd, 16);
+    /* packus: [lo 0-3, hi 0-3, lo 4-7, hi 4-7] as u16 */
+    const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo16, hi16), 0xD8);
+    p->d[k] = _mm256_cvtph_ps(_mm256_castsi256_si128(pk));
+    p->dmin[k] = _mm256_cvtph_ps(_mm256_extracti128_si256(pk, 1));
+}
+
+INLINE void gemm_kpack(gemm_kpanel *p, const uint8_t *w, size_t ws, int nr, int64_t k0, int nbc, gemm_ktype t) {
+    const size_t SZ = gk_size(t);
+    const uint8_t *rows[GEMM_ROWS];
+    int32_t offs[GEMM_ROWS];
+    for (int r = 0; r < GEMM_ROWS; r++) {
+        offs[r] = (int32_t)((size_t)(r < nr ? r : nr - 1) * ws);
+        rows[r] = w + offs[r] + (size_t)k0 * SZ;
+    }
+    const __m256i off = loadu256((const uint8_t *)offs);
+    for (int k = 0; k < nbc; k++) {
+        const uint8_t *blocks[GEMM_ROWS];
+        for (int r = 0; r < GEMM_ROWS; r++) blocks[r] = rows[r] + (size_t)k * SZ;
+        gk_units(p->w[k], blocks, t);
+        gemm_kscales(p, k, w + (size_t)(k0 + k) * SZ, off, t);
+    }
+}
+
+/* Sums of four groups (16 elements, from vector w[0]) of values up to 63. */
+INLINE __m256i gemm_dot4(const __m256i *w, const uint8_t *q) {
+#ifdef __AVXVNNI__
+    __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++)
+        acc = _mm256_dpbusd_avx_epi32(acc, _mm256_load_si256(w + g), _mm256_set1_epi32(ld_i32(q + 4 * g)));
+    return acc;
+#else
+    /* i16 sums of two pairs: |.| <= 2 * 2 * 63 * 127 < 2^15 */
+    const __m256i one = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (int h = 0; h < 4; h += 2) {
+        const __m256i s =
+            _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_load_si256(w + h), _mm256_set1_epi32(ld_i32(q + 4 * h))),
+                             _mm256_maddubs_epi16(_mm256_load_si256(w + h + 1), _mm256_set1_epi32(ld_i32(q + 4 * h + 4))));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, one));
+    }
+    return acc;
+#endif
+}
+
+/* acc + sum of i16 pair products. */
+INLINE __m256i dot_i16(__m256i acc, __m256i a, __m256i b) {
+#ifdef __AVXVNNI__
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
+INLINE void gemm_ktile(const gemm_kpanel *p, int nbc, const uint8_t *x, size_t xs, int64_t k0, const int T, float *y,
+                       size_t ys, __m256i rmask, bool first, gemm_ktype t) {
+    const uint8_t *xb[GEMM_TOKS];
+    __m256 acc[GEMM_TOKS];
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++) {
+        xb[j] = x + (size_t)j * xs + (size_t)k0 * GEMM_KXBLOCK;
+        acc[j] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(y + (size_t)j * ys, rmask);
+    }
+    for (int k = 0; k < nbc; k++) {
+        __m256i isum[GEMM_TOKS];
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) isum[j] = _mm256_setzero_si256();
+        for (int u = 0; u < 8; u++) {
+            const __m256i *w = p->w[k][u];
+            if (gk_sub16(t)) {
+                const __m256i sa = p->sc[k][2 * u], sb = p->sc[k][2 * u + 1];
+#pragma GCC unroll 4
+                for (int j = 0; j < T; j++) {
+                    const uint8_t *q = xb[j] + (size_t)k * GEMM_KXBLOCK + 32 * u;
+                    const __m256i a = _mm256_mullo_epi32(gemm_dot4(w, q), sa);
+                    const __m256i b = _mm256_mullo_epi32(gemm_dot4(w + 4, q + 16), sb);
+                    isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(a, b));
+                }
+            } else {
+                const __m256i sc = p->sc[k][u];
+#pragma GCC unroll 4
+                for (int j = 0; j < T; j++) {
+                    const uint8_t *q = xb[j] + (size_t)k * GEMM_KXBLOCK + 32 * u;
+                    const __m256i s = _mm256_add_epi32(gemm_dot4(w, q), gemm_dot4(w + 4, q + 16));
+                    isum[j] = _mm256_add_epi32(isum[j], _mm256_mullo_epi32(s, sc));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) {
+            const uint8_t *b = xb[j] + (size_t)k * GEMM_KXBLOCK;
+            const __m256 dy = _mm256_set1_ps(ldf(b + KX_D));
+            if (!gk_mins(t)) {
+                /* the offset (Q3_K 4, Q6_K 32): sum of scale * block sum, in i16 pairs */
+                __m256i corr = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) corr = dot_i16(corr, p->mp[k][i], _mm256_set1_epi32(ld_i32(b + KX_BSUMS + 4 * i)));
+                const __m256i is = _mm256_sub_epi32(isum[j], _mm256_slli_epi32(corr, t == GK_Q6_K ? 5 : 2));
+                acc[j] = _mm256_add_ps(acc[j], rounded(_mm256_mul_ps(_mm256_mul_ps(p->d[k], dy), _mm256_cvtepi32_ps(is))));
+            } else {
+                /* mins against the sums of 16 (Q2_K) or 32 */
+                __m256i summs = _mm256_setzero_si256();
+                const int np = t == GK_Q2_K ? 8 : 4;
+                const uint8_t *bs = b + (t == GK_Q2_K ? KX_BSUMS : KX_PAIRS);
+#pragma GCC unroll 8
+                for (int i = 0; i < np; i++) summs = dot_i16(summs, p->mp[k][i], _mm256_set1_epi32(ld_i32(bs + 4 * i)));
+                const __m256 t1 = rounded(_mm256_mul_ps(_mm256_mul_ps(p->d[k], dy), _mm256_cvtepi32_ps(isum[j])));
+                const __m256 t2 = rounded(_mm256_mul_ps(_mm256_mul_ps(p->dmin[k], dy), _mm256_cvtepi32_ps(summs)));
+                acc[j] = _mm256_add_ps(acc[j], _mm256_sub_ps(t1, t2));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < T; j++) _mm256_maskstore_ps(y + (size_t)j * ys, rmask, acc[j]);
+}
+
+INLINE void gemm_kimpl(int64_t n, const void *wv, size_t ws, int n_rows, const void *xv, size_t xs, int n_x, float *y,
+                      size_t ys, gemm_ktype t) {
+    const uint8_t *w = wv, *x = xv;
+    const int64_t nb = n / 256;
+    gemm_kpanel p __attribute__((aligned(32)));
+    for (int r0 = 0; r0 < n_rows; r0 += GEMM_ROWS) {
+        const int nr = n_rows - r0 < GEMM_ROWS ? n_rows - r0 : GEMM_ROWS;
+        const __m256i rm = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int64_t k0 = 0; k0 < nb; k0 += GEMM_KKC) {
+            const int nbc = nb - k0 < GEMM_KKC ? (int)(nb - k0) : GEMM_KKC;
+            const bool first = k0 == 0;
+            gemm_kpack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            for (int j = 0; j < n_x;) {
+                const int left = n_x - j, T = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                const uint8_t *xj = x + (size_t)j * xs;
+                float *yj = y + (size_t)j * ys + r0;
+                if (T == 4) gemm_ktile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t);
+                else if (T == 2) gemm_ktile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t);
+                else gemm_ktile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t);
+                j += T;
+            }
+        }
+    }
+}
+
+/* One activation row: the Q8_K quantizer's blocks, rearranged, plus the
+ * sums of 32 for the mins. */
+static void gemm_kprep(const float *src, int64_t n, void *dst) {
+    uint8_t *b = dst;
+    uint8_t tmp[Q8_K_SZ];
+    for (int64_t i = 0; i < n / 256; i++, b += GEMM_KXBLOCK, src += 256) {
+        quant_q8_K(src, tmp, 256);
+        memcpy(b, tmp + Q8K_QS, 256);
+        memcpy(b + KX_D, tmp, 4);
+        memcpy(b + KX_BSUMS, tmp + Q8K_BSUMS, 32);
+        for (int j = 0; j < 8; j++) {
+            const int16_t s = (int16_t)(ldi16(tmp + Q8K_BSUMS + 4 * j) + ldi16(tmp + Q8K_BSUMS + 4 * j + 2));
+            memcpy(b + KX_PAIRS + 2 * j, &s, 2);
+        }
+        memset(b + KX_PAIRS + 16, 0, GEMM_KXBLOCK - KX_PAIRS - 16);
+    }
+}
+
+#define DEFINE_KGEMM(name, t)                                                                                  \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int n_rows, const void *x, size_t xs, int n_x, \
+                            float *y, size_t ys) {                                                              \
+        gemm_kimpl(n, w, ws, n_rows, x, xs, n_x, y, ys, t);                                                     \
+    }
+
+DEFINE_KGEMM(q2_K, GK_Q2_K)
+DEFINE_KGEMM(q3_K, GK_Q3_K)
+DEFINE_KGEMM(q4_K, GK_Q4_K)
+DEFINE_KGEMM(q5_K, GK_Q5_K)
+DEFINE_KGEMM(q6_K, GK_Q6_K)
+
 /* ---- the table ---------------------------------------------------------- */
 
 bool NS_LEVEL_BUILT(void) { return true; }
@@ -794,6 +1356,27 @@ void NS_LEVEL_FILL(ns_type_kernels *tab) {
     tab[NS_TYPE_Q8_0].from_float = quant_q8_0;
     tab[NS_TYPE_Q8_1].from_float = quant_q8_1;
     tab[NS_TYPE_Q8_K].from_float = quant_q8_K;
+#define SET_GEMM(t, name)                  \
+    tab[t].gemm_prep = gemm_prep_##name;   \
+    tab[t].gemm = gemm_##name;
+    SET_GEMM(NS_TYPE_Q4_0, q4_0);
+    SET_GEMM(NS_TYPE_Q5_0, q5_0);
+    SET_GEMM(NS_TYPE_Q4_1, q4_1);
+    SET_GEMM(NS_TYPE_Q5_1, q5_1);
+#ifdef __AVXVNNI__
+    SET_GEMM(NS_TYPE_Q8_0, q8_0);
+#endif
+    tab[NS_TYPE_Q2_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q2_K].gemm = gemm_q2_K;
+    tab[NS_TYPE_Q3_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q3_K].gemm = gemm_q3_K;
+    tab[NS_TYPE_Q4_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q4_K].gemm = gemm_q4_K;
+    tab[NS_TYPE_Q5_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q5_K].gemm = gemm_q5_K;
+    tab[NS_TYPE_Q6_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q6_K].gemm = gemm_q6_K;
+#undef SET_GEMM
 }
 
 #endif

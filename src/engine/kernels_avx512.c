@@ -7,7 +7,8 @@
  * super-block. Exactness as in kernels_avx2.c: integer block sums are exact
  * (VPMADDUBSW pair sums never saturate for these operands), only the float
  * accumulation order differs from the scalar kernels, and vec_dot_n is
- * bit-identical to vec_dot (same per-row instruction sequence). */
+ * bit-identical to vec_dot (same per-row instruction sequence). The prompt
+ * GEMMs at the end keep the scalar order: bit-identical to scalar vec_dot. */
 #include "kernels_x86.h"
 
 #ifdef NS_KERNELS_AVX512VNNI
@@ -753,6 +754,584 @@ static void quant_f16(const float *src, void *dst, int64_t n) {
     for (; i < n; i++) st16(p + 2 * i, ns_fp32_to_fp16(src[i]));
 }
 
+/* ---- prompt GEMM: 16 weight rows x up to 8 activation rows -------------
+ * Lanes are weight rows. A panel holds 16 rows' blocks unpacked to unsigned
+ * bytes (value + offset) and transposed so that vector g of a block has, in
+ * lane r, bytes 4g..4g+3 of row r; one VPDPBUSD with an activation dword
+ * broadcast to all lanes then advances 16 row sums at once, and eight of
+ * them cover a 32-element block. The panel is built once per chunk of
+ * GEMM_KC blocks and used by every activation row; y holds the running sums
+ * between chunks.
+ *
+ * Per (row, activation row) the arithmetic is the scalar kernel's: the
+ * exact integer block sum (the offset removed through the activation row's
+ * block sum, precomputed by gemm_prep), then sum += (float)isum * (dw * dx)
+ * (Q4_1 / Q5_1: sum += (dw * dx) * isum + mw * sx) block after block, each
+ * product rounded (never fused), so every output equals scalar vec_dot's. */
+
+/* A panel holds GEMM_KC blocks (40 KiB, on the stack); an activation block
+ * (GEMM_XBLOCK bytes) is 32 values, the scale, and the offset or sum term. */
+enum { GEMM_ROWS = 16, GEMM_TOKS = 8, GEMM_KC = 64, GEMM_XBLOCK = 40 };
+
+typedef enum { GW_Q4_0, GW_Q5_0, GW_Q8_0, GW_Q4_1, GW_Q5_1 } gemm_wtype;
+
+typedef struct {
+    __m512i w[GEMM_KC][8];
+    __m512 d[GEMM_KC], m[GEMM_KC];
+} gemm_panel;
+
+INLINE bool gw_affine(gemm_wtype t) { return t == GW_Q4_1 || t == GW_Q5_1; }
+
+INLINE size_t gw_size(gemm_wtype t) {
+    switch (t) {
+    case GW_Q4_0: return Q4_0_SZ;
+    case GW_Q5_0: return Q5_0_SZ;
+    case GW_Q8_0: return Q8_0_SZ;
+    case GW_Q4_1: return Q4_1_SZ;
+    default: return Q5_1_SZ;
+    }
+}
+
+/* The offset subtracted from the unpacked unsigned values. */
+INLINE int gw_offset(gemm_wtype t) {
+    switch (t) {
+    case GW_Q4_0: return 8;
+    case GW_Q5_0: return 16;
+    case GW_Q8_0: return 128;
+    default: return 0;
+    }
+}
+
+/* One block's 32 values as unsigned bytes, in element order. */
+INLINE __m256i gw_unpack(const uint8_t *b, gemm_wtype t) {
+    switch (t) {
+    case GW_Q4_0: return nibbles1(b + 2);
+    case GW_Q5_0: return q5_hbits1(b + 2, nibbles1(b + 6));
+    case GW_Q8_0: return _mm256_xor_si256(loadu256(b + 2), _mm256_set1_epi8((char)0x80));
+    case GW_Q4_1: return nibbles1(b + 4);
+    default: return q5_hbits1(b + 4, nibbles1(b + 8));
+    }
+}
+
+/* Defeats contraction of a product into a following addition. */
+INLINE __m512 rounded(__m512 v) {
+    __asm__("" : "+v"(v));
+    return v;
+}
+
+INLINE int32_t ld_i32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* 16 rows of 32 bytes -> 8 vectors, vector g holding bytes 4g..4g+3 of row
+ * r in lane r. Rows i | i + 4 and 8 + i | 12 + i share a vector so that
+ * the 4x4 transposes within 128-bit lanes leave the rows in lane order. */
+INLINE void gemm_transpose(const __m256i u[GEMM_ROWS], __m512i *out) {
+    __m512i z[8], s[8];
+    for (int i = 0; i < 8; i++) {
+        const int ra = i < 4 ? i : i + 4;
+        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(u[ra]), u[ra + 4], 1);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        const __m512i t0 = _mm512_unpacklo_epi32(z[h], z[h + 1]), t1 = _mm512_unpackhi_epi32(z[h], z[h + 1]);
+        const __m512i t2 = _mm512_unpacklo_epi32(z[h + 2], z[h + 3]), t3 = _mm512_unpackhi_epi32(z[h + 2], z[h + 3]);
+        s[h] = _mm512_unpacklo_epi64(t0, t2);
+        s[h + 1] = _mm512_unpackhi_epi64(t0, t2);
+        s[h + 2] = _mm512_unpacklo_epi64(t1, t3);
+        s[h + 3] = _mm512_unpackhi_epi64(t1, t3);
+    }
+    for (int g = 0; g < 4; g++) {
+        out[g] = _mm512_shuffle_i32x4(s[g], s[g + 4], 0x88);
+        out[g + 4] = _mm512_shuffle_i32x4(s[g], s[g + 4], 0xDD);
+    }
+}
+
+/* Panel of rows w, w + ws, ... (nr of them; the rest repeat the last) for
+ * blocks k0 .. k0 + nbc - 1. */
+INLINE void gemm_pack(gemm_panel *p, const uint8_t *w, size_t ws, int nr, int64_t k0, int nbc, gemm_wtype t) {
+    const size_t SZ = gw_size(t);
+    const uint8_t *rows[GEMM_ROWS];
+    for (int r = 0; r < GEMM_ROWS; r++) rows[r] = w + (size_t)(r < nr ? r : nr - 1) * ws + (size_t)k0 * SZ;
+    for (int k = 0; k < nbc; k++) {
+        uint16_t dh[GEMM_ROWS], mh[GEMM_ROWS];
+        __m256i u[GEMM_ROWS];
+        for (int r = 0; r < GEMM_ROWS; r++) {
+            const uint8_t *b = rows[r] + (size_t)k * SZ;
+            u[r] = gw_unpack(b, t);
+            dh[r] = ld16(b);
+            mh[r] = ld16(b + 2);
+        }
+        gemm_transpose(u, p->w[k]);
+        p->d[k] = _mm512_cvtph_ps(loadu256((const uint8_t *)dh));
+        if (gw_affine(t)) p->m[k] = _mm512_cvtph_ps(loadu256((const uint8_t *)mh));
+    }
+}
+
+/* acc + the 16 rows' integer sums of one block against activation bytes q. */
+INLINE __m512i gemm_dot(__m512i acc, const __m512i *w, const uint8_t *q) {
+#ifdef __AVX512VNNI__
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) acc = _mm512_dpbusd_epi32(acc, w[g], _mm512_set1_epi32(ld_i32(q + 4 * g)));
+    return acc;
+#else
+    /* i16 sums of four pairs: |.| <= 4 * 2 * 31 * 127 < 2^15 */
+    const __m512i one = _mm512_set1_epi16(1);
+    for (int h = 0; h < 8; h += 4) {
+        __m512i s = _mm512_maddubs_epi16(w[h], _mm512_set1_epi32(ld_i32(q + 4 * h)));
+        for (int g = h + 1; g < h + 4; g++)
+            s = _mm512_add_epi16(s, _mm512_maddubs_epi16(w[g], _mm512_set1_epi32(ld_i32(q + 4 * g))));
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(s, one));
+    }
+    return acc;
+#endif
+}
+
+/* T activation rows (at x, x + xs, ...) against a panel's chunk. The loops
+ * over activation rows are unrolled so that the accumulators and the row
+ * pointers stay in registers. */
+INLINE void gemm_tile(const gemm_panel *p, int nbc, const uint8_t *x, size_t xs, int64_t k0, const int T, float *y,
+                      size_t ys, __mmask16 rmask, bool first, gemm_wtype t) {
+    const uint8_t *xb[GEMM_TOKS];
+    __m512 acc[GEMM_TOKS];
+#pragma GCC unroll 8
+    for (int j = 0; j < T; j++) {
+        xb[j] = x + (size_t)j * xs + (size_t)k0 * GEMM_XBLOCK;
+        acc[j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rmask, y + (size_t)j * ys);
+    }
+    for (int k = 0; k < nbc; k++) {
+        __m512i w[8];
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512(&p->w[k][g]);
+        const __m512 dw = p->d[k];
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) {
+            const uint8_t *b = xb[j] + (size_t)k * GEMM_XBLOCK;
+            const __m512i init = gw_affine(t) ? _mm512_setzero_si512() : _mm512_set1_epi32(ld_i32(b + 36));
+            const __m512i isum = gemm_dot(init, w, b);
+            const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(ldf(b + 32)));
+            __m512 v = rounded(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), s));
+            if (gw_affine(t)) v = _mm512_add_ps(v, rounded(_mm512_mul_ps(p->m[k], _mm512_set1_ps(ldf(b + 36)))));
+            acc[j] = _mm512_add_ps(acc[j], v);
+        }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < T; j++) _mm512_mask_storeu_ps(y + (size_t)j * ys, rmask, acc[j]);
+}
+
+/* Per panel of rows and chunk of blocks: the panel is built, then every tile
+ * of activation rows runs against it. */
+INLINE void gemm_impl(int64_t n, const void *wv, size_t ws, int n_rows, const void *xv, size_t xs, int n_x, float *y,
+                      size_t ys, gemm_wtype t) {
+    const uint8_t *w = wv, *x = xv;
+    const int64_t nb = n / 32;
+    gemm_panel p __attribute__((aligned(64)));
+    for (int r0 = 0; r0 < n_rows; r0 += GEMM_ROWS) {
+        const int nr = n_rows - r0 < GEMM_ROWS ? n_rows - r0 : GEMM_ROWS;
+        const __mmask16 rm = (__mmask16)((1u << nr) - 1);
+        for (int64_t k0 = 0; k0 < nb; k0 += GEMM_KC) {
+            const int nbc = nb - k0 < GEMM_KC ? (int)(nb - k0) : GEMM_KC;
+            const bool first = k0 == 0;
+            gemm_pack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            for (int j = 0; j < n_x;) {
+                const int left = n_x - j, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                const uint8_t *xj = x + (size_t)j * xs;
+                float *yj = y + (size_t)j * ys + r0;
+                if (T == 8) gemm_tile(&p, nbc, xj, xs, k0, 8, yj, ys, rm, first, t);
+                else if (T == 4) gemm_tile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t);
+                else if (T == 2) gemm_tile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t);
+                else gemm_tile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t);
+                j += T;
+            }
+        }
+    }
+}
+
+/* One activation row: per block the values and the scale of the Q8_0 /
+ * Q8_1 quantizer, then -offset * (sum of the values), or for the affine
+ * types the Q8_1 sum term s. */
+INLINE void gemm_prep_impl(const float *src, int64_t n, void *dst, gemm_wtype t) {
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / 32; i++, b += GEMM_XBLOCK, src += 32) {
+        int isum;
+        const float d = q8_block(src, b, &isum);
+        const float dh = h2f(ns_fp32_to_fp16(d));
+        memcpy(b + 32, &dh, 4);
+        if (gw_affine(t)) {
+            const float s = h2f(ns_fp32_to_fp16((float)isum * d));
+            memcpy(b + 36, &s, 4);
+        } else {
+            const int32_t e = -gw_offset(t) * isum;
+            memcpy(b + 36, &e, 4);
+        }
+    }
+}
+
+#define DEFINE_GEMM(name, t)                                                                                   \
+    static void gemm_prep_##name(const float *x, int64_t n, void *dst) { gemm_prep_impl(x, n, dst, t); }       \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int n_rows, const void *x, size_t xs, int n_x, \
+                            float *y, size_t ys) {                                                              \
+        gemm_impl(n, w, ws, n_rows, x, xs, n_x, y, ys, t);                                                      \
+    }
+
+DEFINE_GEMM(q4_0, GW_Q4_0)
+DEFINE_GEMM(q5_0, GW_Q5_0)
+DEFINE_GEMM(q4_1, GW_Q4_1)
+DEFINE_GEMM(q5_1, GW_Q5_1)
+#ifdef __AVX512VNNI__
+/* Q8_0 unpacks to value + 128 in [0, 255]: VPMADDUBSW pair sums would
+ * saturate, so only the VNNI level has it. */
+DEFINE_GEMM(q8_0, GW_Q8_0)
+#endif
+
+/* ---- prompt GEMM for K-quants ------------------------------------------------
+ * As above, per 256-element super-block: eight units of 32 elements, each
+ * unpacked to unsigned bytes and transposed to 8 vectors (lanes = rows).
+ * The sums of a sub-block (32 elements for Q4_K / Q5_K, 16 for the others)
+ * are multiplied by the row's sub-block scale in integers (VPMULLD); the
+ * mins (Q2_K, Q4_K, Q5_K) and the offsets (Q3_K 4, Q6_K 32) go through the
+ * activations' block sums as i16 pairs (VPDPWSSD). The integer sums and the float steps are the
+ * scalar kernel's, so each output equals scalar vec_dot's bit for bit.
+ *
+ * Activation row: per super-block GEMM_KXBLOCK bytes: the 256 values, the
+ * Q8_K scale, the 16 Q8_K block sums (i16), and for Q4_K / Q5_K the 8 sums
+ * of 32 (i16). */
+
+/* GEMM_KKC super-blocks a panel (45 KiB) */
+enum { GEMM_KKC = 8, GEMM_KXBLOCK = 320, KX_D = 256, KX_BSUMS = 260, KX_PAIRS = 292 };
+
+typedef enum { GK_Q2_K, GK_Q3_K, GK_Q4_K, GK_Q5_K, GK_Q6_K } gemm_ktype;
+
+typedef struct {
+    __m512i w[GEMM_KKC][8][8];
+    __m512i sc[GEMM_KKC][16]; /* i32 sub-block scales (Q4_K / Q5_K: 8) */
+    __m512i mp[GEMM_KKC][8];  /* i16 pairs: the mins (Q4_K / Q5_K: 4), or the scales */
+    __m512 d[GEMM_KKC], dmin[GEMM_KKC];
+} gemm_kpanel;
+
+INLINE size_t gk_size(gemm_ktype t) {
+    switch (t) {
+    case GK_Q2_K: return Q2_K_SZ;
+    case GK_Q3_K: return Q3_K_SZ;
+    case GK_Q4_K: return Q4_K_SZ;
+    case GK_Q5_K: return Q5_K_SZ;
+    default: return Q6_K_SZ;
+    }
+}
+
+/* Sub-blocks of 16 elements (else 32), and mins (else an offset). */
+INLINE bool gk_sub16(gemm_ktype t) { return t == GK_Q2_K || t == GK_Q3_K || t == GK_Q6_K; }
+INLINE bool gk_mins(gemm_ktype t) { return t == GK_Q2_K || t == GK_Q4_K || t == GK_Q5_K; }
+
+/* 32 bytes at offset off of each row's super-block, transposed. */
+INLINE void gk_transpose(const uint8_t *const *rows, size_t off, __m512i *out) {
+    __m256i v[GEMM_ROWS];
+    for (int r = 0; r < GEMM_ROWS; r++) v[r] = loadu256(rows[r] + off);
+    gemm_transpose(v, out);
+}
+
+/* The eight units (elements 32u..32u+31) of one super-block of each row as
+ * unsigned bytes, transposed: the packed bytes are transposed first and the
+ * values unpacked in that layout (the same byte of a row holds values of
+ * two or four units). */
+INLINE void gk_units(__m512i w[8][8], const uint8_t *const *rows, gemm_ktype t) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i a[8];
+    if (t == GK_Q2_K || t == GK_Q3_K) {
+        /* 2-bit values: unit 4h + s is bits 2s..2s+1 of qs bytes 32h..32h+31;
+         * Q3_K adds 4 where bit u of hmask[l] is set */
+        const __m512i m3 = _mm512_set1_epi8(3);
+        __m512i hm[8];
+        if (t == GK_Q3_K) gk_transpose(rows, 0, hm);
+        for (int h = 0; h < 2; h++) {
+            gk_transpose(rows, (size_t)(t == GK_Q3_K ? 32 : 16) + 32 * h, a);
+            for (int sh = 0; sh < 4; sh++) {
+                const int u = 4 * h + sh;
+                for (int g = 0; g < 8; g++) {
+                    w[u][g] = _mm512_and_si512(_mm512_srli_epi16(a[g], 2 * sh), m3);
+                    if (t == GK_Q3_K) {
+                        const __mmask64 kb = _mm512_test_epi8_mask(hm[g], _mm512_set1_epi8((char)(1 << u)));
+                        w[u][g] = _mm512_mask_add_epi8(w[u][g], kb, w[u][g], _mm512_set1_epi8(4));
+                    }
+                }
+            }
+        }
+        return;
+    }
+    if (t == GK_Q6_K) {
+        __m512i h[2][8];
+        gk_transpose(rows, 128, h[0]);
+        gk_transpose(rows, 160, h[1]);
+        for (int c = 0; c < 4; c++) { /* ql bytes 32c..32c+31: units c & 1 (+ 4 * (c / 2)) and + 2 */
+            gk_transpose(rows, (size_t)32 * c, a);
+            const int hh = c / 2, u = 4 * hh + (c & 1);
+            for (int g = 0; g < 8; g++) {
+                const __m512i qh = h[hh][g], m30 = _mm512_set1_epi8(0x30);
+                /* unit u: high bits at 2r of qh, r = u % 4 */
+                const __m512i hl = _mm512_and_si512((c & 1) ? _mm512_slli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4), m30);
+                const __m512i hu = _mm512_and_si512((c & 1) ? _mm512_srli_epi16(qh, 2) : qh, m30);
+                w[u][g] = _mm512_ternarylogic_epi32(a[g], m4, hl, 0xEA);
+                w[u + 2][g] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(a[g], 4), m4, hu, 0xEA);
+            }
+        }
+        return;
+    }
+    __m512i qh[8];
+    if (t == GK_Q5_K) gk_transpose(rows, 16, qh);
+    for (int c = 0; c < 4; c++) {
+        gk_transpose(rows, (size_t)(t == GK_Q5_K ? 48 : 16) + 32 * c, a);
+        for (int g = 0; g < 8; g++) {
+            w[2 * c][g] = _mm512_and_si512(a[g], m4);
+            w[2 * c + 1][g] = _mm512_and_si512(_mm512_srli_epi16(a[g], 4), m4);
+            if (t == GK_Q5_K) {
+                const __m512i b16 = _mm512_set1_epi8(16);
+                const __mmask64 k0 = _mm512_test_epi8_mask(qh[g], _mm512_set1_epi8((char)(1 << (2 * c))));
+                const __mmask64 k1 = _mm512_test_epi8_mask(qh[g], _mm512_set1_epi8((char)(2 << (2 * c))));
+                w[2 * c][g] = _mm512_mask_add_epi8(w[2 * c][g], k0, w[2 * c][g], b16);
+                w[2 * c + 1][g] = _mm512_mask_add_epi8(w[2 * c + 1][g], k1, w[2 * c + 1][g], b16);
+            }
+        }
+    }
+}
+
+/* Lane r: bits 8i..8i+5 of v, i.e. byte i's low 6 bits. */
+INLINE __m512i byte6(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(63)); }
+
+/* Scales (and mins, d, dmin) of one super-block of each row, gathered with
+ * the rows in lanes: row r's block at base + off[r]. */
+INLINE void gemm_kscales(gemm_kpanel *p, int k, const uint8_t *base, __m512i off, gemm_ktype t) {
+    const __m512i m4 = _mm512_set1_epi32(15), m2 = _mm512_set1_epi32(3);
+    if (t == GK_Q2_K) { /* scales[j]: low nibble the scale, high the min */
+        __m512i s4[4];
+        for (int m = 0; m < 4; m++) s4[m] = _mm512_i32gather_epi32(off, base + 4 * m, 1);
+        for (int j = 0; j < 16; j++) p->sc[k][j] = _mm512_and_si512(_mm512_srli_epi32(s4[j / 4], 8 * (j % 4)), m4);
+        for (int i = 0; i < 8; i++) {
+            const __m512i v = _mm512_srli_epi32(s4[i / 2], 16 * (i % 2));
+            p->mp[k][i] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 4), m4),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 12), m4), 16));
+        }
+        const __m512i dd = _mm512_i32gather_epi32(off, base + 80, 1);
+        p->d[k] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        p->dmin[k] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+        return;
+    }
+    if (t == GK_Q3_K) { /* 6-bit scales - 32: low 4 bits in bytes 0-7 (two a byte), high 2 in bytes 8-11 */
+        const __m512i a0 = _mm512_i32gather_epi32(off, base + 96, 1), a1 = _mm512_i32gather_epi32(off, base + 100, 1);
+        const __m512i a2 = _mm512_i32gather_epi32(off, base + 104, 1);
+        for (int j = 0; j < 16; j++) {
+            const int b = j % 8;
+            const __m512i lo = _mm512_and_si512(_mm512_srli_epi32(b < 4 ? a0 : a1, 8 * (b % 4) + 4 * (j / 8)), m4);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(a2, 8 * (j % 4) + 2 * (j / 4)), m2);
+            p->sc[k][j] = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+        }
+        for (int i = 0; i < 8; i++)
+            p->mp[k][i] = _mm512_or_si512(_mm512_and_si512(p->sc[k][2 * i], _mm512_set1_epi32(0xFFFF)),
+                                          _mm512_slli_epi32(p->sc[k][2 * i + 1], 16));
+        /* d: bytes 108-109, read as the top of the dword at 106 (the block ends at 110) */
+        const __m512i dv = _mm512_srli_epi32(_mm512_i32gather_epi32(off, base + 106, 1), 16);
+        p->d[k] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dv));
+        return;
+    }
+    if (t == GK_Q6_K) {
+        __m512i s4[4];
+        for (int m = 0; m < 4; m++) s4[m] = _mm512_i32gather_epi32(off, base + 192 + 4 * m, 1);
+        for (int j = 0; j < 16; j++) /* sign-extend byte j % 4 */
+            p->sc[k][j] = _mm512_srai_epi32(_mm512_slli_epi32(s4[j / 4], 24 - 8 * (j % 4)), 24);
+        for (int i = 0; i < 8; i++) { /* bytes 2i, 2i + 1 as i16 */
+            const __m512i v = i % 2 ? _mm512_srli_epi32(s4[i / 2], 16) : s4[i / 2];
+            const __m512i lo = _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8), hi = _mm512_srai_epi16(v, 8);
+            p->mp[k][i] = _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16));
+        }
+        /* d: bytes 208-209, read as the top of the dword at 206 (the block ends at 210) */
+        const __m512i dv = _mm512_srli_epi32(_mm512_i32gather_epi32(off, base + 206, 1), 16);
+        p->d[k] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dv));
+        return;
+    }
+    const __m512i dd = _mm512_i32gather_epi32(off, base, 1);
+    const __m512i u0 = _mm512_i32gather_epi32(off, base + 4, 1), u1 = _mm512_i32gather_epi32(off, base + 8, 1);
+    const __m512i u2 = _mm512_i32gather_epi32(off, base + 12, 1);
+    __m512i mn[8];
+    for (int j = 0; j < 4; j++) {
+        p->sc[k][j] = byte6(u0, j);
+        mn[j] = byte6(u1, j);
+        /* j + 4: low 4 bits from u2's byte j, high 2 from the top of byte j of u0 / u1 */
+        const __m512i b2 = _mm512_srli_epi32(u2, 8 * j);
+        const __m512i h0 = _mm512_and_si512(_mm512_srli_epi32(u0, 8 * j + 6), m2);
+        const __m512i h1 = _mm512_and_si512(_mm512_srli_epi32(u1, 8 * j + 6), m2);
+        p->sc[k][j + 4] = _mm512_or_si512(_mm512_and_si512(b2, m4), _mm512_slli_epi32(h0, 4));
+        mn[j + 4] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b2, 4), m4), _mm512_slli_epi32(h1, 4));
+    }
+    for (int i = 0; i < 4; i++) p->mp[k][i] = _mm512_or_si512(mn[2 * i], _mm512_slli_epi32(mn[2 * i + 1], 16));
+    p->d[k] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    p->dmin[k] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+}
+
+INLINE void gemm_kpack(gemm_kpanel *p, const uint8_t *w, size_t ws, int nr, int64_t k0, int nbc, gemm_ktype t) {
+    const size_t SZ = gk_size(t);
+    const uint8_t *rows[GEMM_ROWS];
+    int32_t offs[GEMM_ROWS];
+    for (int r = 0; r < GEMM_ROWS; r++) {
+        offs[r] = (int32_t)((size_t)(r < nr ? r : nr - 1) * ws);
+        rows[r] = w + offs[r] + (size_t)k0 * SZ;
+    }
+    const __m512i off = _mm512_loadu_si512(offs);
+    for (int k = 0; k < nbc; k++) {
+        const uint8_t *blocks[GEMM_ROWS];
+        for (int r = 0; r < GEMM_ROWS; r++) blocks[r] = rows[r] + (size_t)k * SZ;
+        gk_units(p->w[k], blocks, t);
+        gemm_kscales(p, k, w + (size_t)(k0 + k) * SZ, off, t);
+    }
+}
+
+/* Sums of four groups (16 elements) of values up to 63. */
+INLINE __m512i gemm_dot4(const __m512i *w, const uint8_t *q) {
+#ifdef __AVX512VNNI__
+    __m512i acc = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) acc = _mm512_dpbusd_epi32(acc, w[g], _mm512_set1_epi32(ld_i32(q + 4 * g)));
+    return acc;
+#else
+    /* i16 sums of two pairs: |.| <= 2 * 2 * 63 * 127 < 2^15 */
+    const __m512i one = _mm512_set1_epi16(1);
+    __m512i acc = _mm512_setzero_si512();
+    for (int h = 0; h < 4; h += 2) {
+        const __m512i s = _mm512_add_epi16(_mm512_maddubs_epi16(w[h], _mm512_set1_epi32(ld_i32(q + 4 * h))),
+                                           _mm512_maddubs_epi16(w[h + 1], _mm512_set1_epi32(ld_i32(q + 4 * h + 4))));
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(s, one));
+    }
+    return acc;
+#endif
+}
+
+/* acc + sum of i16 pair products. */
+INLINE __m512i dot_i16(__m512i acc, __m512i a, __m512i b) {
+#ifdef __AVX512VNNI__
+    return _mm512_dpwssd_epi32(acc, a, b);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
+
+INLINE void gemm_ktile(const gemm_kpanel *p, int nbc, const uint8_t *x, size_t xs, int64_t k0, const int T, float *y,
+                       size_t ys, __mmask16 rmask, bool first, gemm_ktype t) {
+    const uint8_t *xb[GEMM_TOKS];
+    __m512 acc[GEMM_TOKS];
+#pragma GCC unroll 8
+    for (int j = 0; j < T; j++) {
+        xb[j] = x + (size_t)j * xs + (size_t)k0 * GEMM_KXBLOCK;
+        acc[j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rmask, y + (size_t)j * ys);
+    }
+    for (int k = 0; k < nbc; k++) {
+        __m512i isum[GEMM_TOKS];
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) isum[j] = _mm512_setzero_si512();
+        for (int u = 0; u < 8; u++) {
+            __m512i w[8];
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512(&p->w[k][u][g]);
+            if (gk_sub16(t)) {
+                const __m512i sa = p->sc[k][2 * u], sb = p->sc[k][2 * u + 1];
+#pragma GCC unroll 8
+                for (int j = 0; j < T; j++) {
+                    const uint8_t *q = xb[j] + (size_t)k * GEMM_KXBLOCK + 32 * u;
+                    const __m512i a = _mm512_mullo_epi32(gemm_dot4(w, q), sa);
+                    const __m512i b = _mm512_mullo_epi32(gemm_dot4(w + 4, q + 16), sb);
+                    isum[j] = _mm512_add_epi32(isum[j], _mm512_add_epi32(a, b));
+                }
+            } else {
+                const __m512i sc = p->sc[k][u];
+#pragma GCC unroll 8
+                for (int j = 0; j < T; j++) {
+                    const uint8_t *q = xb[j] + (size_t)k * GEMM_KXBLOCK + 32 * u;
+                    isum[j] = _mm512_add_epi32(isum[j], _mm512_mullo_epi32(gemm_dot(_mm512_setzero_si512(), w, q), sc));
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) {
+            const uint8_t *b = xb[j] + (size_t)k * GEMM_KXBLOCK;
+            const __m512 dy = _mm512_set1_ps(ldf(b + KX_D));
+            if (!gk_mins(t)) {
+                /* the offset (Q3_K 4, Q6_K 32): sum of scale * block sum, in i16 pairs */
+                __m512i corr = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) corr = dot_i16(corr, p->mp[k][i], _mm512_set1_epi32(ld_i32(b + KX_BSUMS + 4 * i)));
+                const __m512i is = _mm512_sub_epi32(isum[j], _mm512_slli_epi32(corr, t == GK_Q6_K ? 5 : 2));
+                acc[j] = _mm512_add_ps(acc[j], rounded(_mm512_mul_ps(_mm512_mul_ps(p->d[k], dy), _mm512_cvtepi32_ps(is))));
+            } else {
+                /* mins against the sums of 16 (Q2_K) or 32 */
+                __m512i summs = _mm512_setzero_si512();
+                const int np = t == GK_Q2_K ? 8 : 4;
+                const uint8_t *bs = b + (t == GK_Q2_K ? KX_BSUMS : KX_PAIRS);
+#pragma GCC unroll 8
+                for (int i = 0; i < np; i++) summs = dot_i16(summs, p->mp[k][i], _mm512_set1_epi32(ld_i32(bs + 4 * i)));
+                const __m512 t1 = rounded(_mm512_mul_ps(_mm512_mul_ps(p->d[k], dy), _mm512_cvtepi32_ps(isum[j])));
+                const __m512 t2 = rounded(_mm512_mul_ps(_mm512_mul_ps(p->dmin[k], dy), _mm512_cvtepi32_ps(summs)));
+                acc[j] = _mm512_add_ps(acc[j], _mm512_sub_ps(t1, t2));
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < T; j++) _mm512_mask_storeu_ps(y + (size_t)j * ys, rmask, acc[j]);
+}
+
+INLINE void gemm_kimpl(int64_t n, const void *wv, size_t ws, int n_rows, const void *xv, size_t xs, int n_x, float *y,
+                      size_t ys, gemm_ktype t) {
+    const uint8_t *w = wv, *x = xv;
+    const int64_t nb = n / 256;
+    gemm_kpanel p __attribute__((aligned(64)));
+    for (int r0 = 0; r0 < n_rows; r0 += GEMM_ROWS) {
+        const int nr = n_rows - r0 < GEMM_ROWS ? n_rows - r0 : GEMM_ROWS;
+        const __mmask16 rm = (__mmask16)((1u << nr) - 1);
+        for (int64_t k0 = 0; k0 < nb; k0 += GEMM_KKC) {
+            const int nbc = nb - k0 < GEMM_KKC ? (int)(nb - k0) : GEMM_KKC;
+            const bool first = k0 == 0;
+            gemm_kpack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            for (int j = 0; j < n_x;) {
+                const int left = n_x - j, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+                const uint8_t *xj = x + (size_t)j * xs;
+                float *yj = y + (size_t)j * ys + r0;
+                if (T == 8) gemm_ktile(&p, nbc, xj, xs, k0, 8, yj, ys, rm, first, t);
+                else if (T == 4) gemm_ktile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t);
+                else if (T == 2) gemm_ktile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t);
+                else gemm_ktile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t);
+                j += T;
+            }
+        }
+    }
+}
+
+/* One activation row: the Q8_K quantizer's blocks, rearranged, plus the
+ * sums of 32 for the mins. */
+static void gemm_kprep(const float *src, int64_t n, void *dst) {
+    uint8_t *b = dst;
+    uint8_t tmp[Q8_K_SZ];
+    for (int64_t i = 0; i < n / 256; i++, b += GEMM_KXBLOCK, src += 256) {
+        quant_q8_K(src, tmp, 256);
+        memcpy(b, tmp + Q8K_QS, 256);
+        memcpy(b + KX_D, tmp, 4);
+        memcpy(b + KX_BSUMS, tmp + Q8K_BSUMS, 32);
+        for (int j = 0; j < 8; j++) {
+            const int16_t s = (int16_t)(ldi16(tmp + Q8K_BSUMS + 4 * j) + ldi16(tmp + Q8K_BSUMS + 4 * j + 2));
+            memcpy(b + KX_PAIRS + 2 * j, &s, 2);
+        }
+        memset(b + KX_PAIRS + 16, 0, GEMM_KXBLOCK - KX_PAIRS - 16);
+    }
+}
+
+#define DEFINE_KGEMM(name, t)                                                                                  \
+    static void gemm_##name(int64_t n, const void *w, size_t ws, int n_rows, const void *x, size_t xs, int n_x, \
+                            float *y, size_t ys) {                                                              \
+        gemm_kimpl(n, w, ws, n_rows, x, xs, n_x, y, ys, t);                                                     \
+    }
+
+DEFINE_KGEMM(q2_K, GK_Q2_K)
+DEFINE_KGEMM(q3_K, GK_Q3_K)
+DEFINE_KGEMM(q4_K, GK_Q4_K)
+DEFINE_KGEMM(q5_K, GK_Q5_K)
+DEFINE_KGEMM(q6_K, GK_Q6_K)
+
 /* ---- the table ---------------------------------------------------------- */
 
 bool NS_LEVEL_BUILT(void) { return true; }
@@ -779,6 +1358,27 @@ void NS_LEVEL_FILL(ns_type_kernels *tab) {
     tab[NS_TYPE_Q8_0].from_float = quant_q8_0;
     tab[NS_TYPE_Q8_1].from_float = quant_q8_1;
     tab[NS_TYPE_Q8_K].from_float = quant_q8_K;
+#define SET_GEMM(t, name)                  \
+    tab[t].gemm_prep = gemm_prep_##name;   \
+    tab[t].gemm = gemm_##name;
+    SET_GEMM(NS_TYPE_Q4_0, q4_0);
+    SET_GEMM(NS_TYPE_Q5_0, q5_0);
+    SET_GEMM(NS_TYPE_Q4_1, q4_1);
+    SET_GEMM(NS_TYPE_Q5_1, q5_1);
+#ifdef __AVX512VNNI__
+    SET_GEMM(NS_TYPE_Q8_0, q8_0);
+#endif
+    tab[NS_TYPE_Q2_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q2_K].gemm = gemm_q2_K;
+    tab[NS_TYPE_Q3_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q3_K].gemm = gemm_q3_K;
+    tab[NS_TYPE_Q4_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q4_K].gemm = gemm_q4_K;
+    tab[NS_TYPE_Q5_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q5_K].gemm = gemm_q5_K;
+    tab[NS_TYPE_Q6_K].gemm_prep = gemm_kprep;
+    tab[NS_TYPE_Q6_K].gemm = gemm_q6_K;
+#undef SET_GEMM
 }
 
 #endif

@@ -20,12 +20,36 @@ typedef float (*ns_vec_dot_fn)(int64_t n, const void *w, const void *x);
 typedef void (*ns_vec_dot_n_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx,
                                 float *out);
 
+/* Prompt processing: many weight rows times many activation rows, as a
+ * register-tiled product (several weight rows against several activation
+ * rows per step, the weight blocks unpacked once per tile of rows).
+ *
+ * gemm_prep converts one activation row of n floats into the layout that
+ * the same table entry's gemm reads, at most ns_gemm_row_size(n) bytes
+ * (quantized the way from_float of vec_dot_type quantizes). gemm computes
+ *   y[t * y_stride + r] = dot(row r of w, activation row t)
+ * for r < n_rows, t < n_x, weight row r at w + r * w_stride, activation row
+ * t at x + t * x_stride. Each output is bit-identical to what the scalar
+ * table's vec_dot returns for the same rows (its sums follow the scalar
+ * order), which the SIMD vec_dot is not: outputs of gemm and of the active
+ * vec_dot agree within the kernels' tolerance, not bit for bit. */
+typedef void (*ns_gemm_prep_fn)(const float *x, int64_t n, void *dst);
+typedef void (*ns_gemm_fn)(int64_t n, const void *w, size_t w_stride, int n_rows, const void *x, size_t x_stride,
+                           int n_x, float *y, size_t y_stride);
+
+/* Bytes of one gemm activation row of n elements (n a multiple of 32): the
+ * values plus 8 bytes of scales and sums per 32, rounded up to a cache
+ * line. */
+static inline size_t ns_gemm_row_size(int64_t n) { return ((size_t)n + 8 * (size_t)(n / 32) + 63) & ~(size_t)63; }
+
 typedef struct {
     ns_to_float_fn to_float;       /* decode n elements (whole blocks) */
     ns_from_float_fn from_float;   /* encode n elements; NULL if not provided */
     ns_vec_dot_fn vec_dot;         /* w in this type, x in vec_dot_type */
     ns_type vec_dot_type;
     ns_vec_dot_n_fn vec_dot_n;     /* optional: NULL if not provided */
+    ns_gemm_prep_fn gemm_prep;     /* optional, with gemm: both or neither */
+    ns_gemm_fn gemm;
 } ns_type_kernels;
 
 /* NULL for a type the engine cannot compute with. The table is that of the

@@ -5,6 +5,7 @@
  *   bytes identical to the scalar quantizer's, including rounding ties,
  *   zero blocks, repeated extremes, tiny and huge magnitudes (and for F16
  *   every kind of float bit pattern).
+ * - F16 decoding (to_float): every bit pattern, as the scalar decoder.
  * - vec_dot, exact: with all block scales 1.0 and activations small enough
  *   that every partial sum is an integer below 2^24, every float operation
  *   of either path is exact, so the two results must be equal: this checks
@@ -17,6 +18,11 @@
  *   and c counts the additions in a chain (blocks plus lane reductions). We
  *   allow |simd - scalar| <= 4 * (n_blocks + 64) * 2^-24 * M.
  * - vec_dot_n: each output bit-identical to the same level's vec_dot.
+ * - gemm (prompt products): each output bit-identical to the scalar
+ *   vec_dot of the same weight row and the scalar quantizer's activation
+ *   row, for every count of rows and activation rows around the kernels'
+ *   tile sizes, rows longer than a panel chunk, padded strides; nothing
+ *   written outside the outputs or past ns_gemm_row_size.
  * Rows of 1 block, odd block counts, long rows, and misaligned pointers. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -394,6 +400,31 @@ static void test_f16_all_bit_patterns(void **state) {
     free(x); free(a); free(b);
 }
 
+/* F16 decoding (to_float), every level: every 16-bit pattern, and lengths
+ * that leave tails; NaNs need only stay NaNs. */
+static void test_f16_decode(void **state) {
+    (void)state;
+    const int64_t n = 1 << 16;
+    uint8_t *h = malloc(2 * (size_t)n);
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    assert_non_null(h); assert_non_null(a); assert_non_null(b);
+    for (int64_t i = 0; i < n; i++) put16(h + 2 * i, (uint16_t)i);
+    ns_isa lv[NS_ISA_COUNT];
+    const int nl = simd_levels(lv);
+    for (int64_t k = 1; k <= 41; k++) {
+        const int64_t len = k <= 40 ? k : n, start = len < n ? rng_int(0, (int)(n - len)) : 0;
+        scalar_k(NS_TYPE_F16)->to_float(h + 2 * start, a, len);
+        for (int li = 0; li < nl; li++) {
+            ns_kernels_for_isa(NS_TYPE_F16, lv[li])->to_float(h + 2 * start, b, len);
+            for (int64_t i = 0; i < len; i++)
+                if (!(isnan(a[i]) && isnan(b[i])) && memcmp(&a[i], &b[i], sizeof(float)) != 0)
+                    fail_msg("F16 to_float on %s: %04x -> %.9g, scalar %.9g", ns_isa_name(lv[li]),
+                             (unsigned)(start + i), (double)b[i], (double)a[i]);
+        }
+    }
+    free(h); free(a); free(b);
+}
+
 /* ---- dot products ------------------------------------------------------- */
 
 typedef struct {
@@ -532,14 +563,86 @@ static void test_dot_n(void **state) {
     }
 }
 
+
+/* gemm against scalar vec_dot, bit for bit. */
+static void check_gemm(ns_type t, ns_isa level, int64_t n, int n_rows, int n_x, int misalign) {
+    const ns_type_kernels *k = ns_kernels_for_isa(t, level), *ks = scalar_k(t);
+    const ns_type_kernels *kx = scalar_k(ks->vec_dot_type);
+    const size_t wrow = ns_row_size(t, n), ws = wrow + (size_t)(misalign & 1) * 6;
+    const size_t grow = ns_gemm_row_size(n), gs = grow + 64 * (size_t)(misalign & 2);
+    const size_t xrow = ns_row_size(ks->vec_dot_type, n);
+    const size_t ys = (size_t)n_rows + (size_t)misalign;
+    uint8_t *wbuf = malloc(ws * (size_t)n_rows + 64), *g = malloc(gs * (size_t)n_x + 64);
+    uint8_t *xq = malloc(xrow);
+    float *xf = malloc(sizeof(float) * (size_t)n * (size_t)n_x), *y = malloc(sizeof(float) * (ys * (size_t)n_x + 8));
+    assert_non_null(wbuf); assert_non_null(g); assert_non_null(xq); assert_non_null(xf); assert_non_null(y);
+    uint8_t *w = wbuf + misalign;
+    for (int r = 0; r < n_rows; r++) make_weights(t, n, w + (size_t)r * ws, false);
+    const int xbs = (int)ns_type_get(ks->vec_dot_type)->block_size;
+    for (int j = 0; j < n_x; j++) fill_pattern(xf + (size_t)j * n, n, xbs, j % 4 == 3 ? 6 : 0);
+    memset(g, 0x5a, gs * (size_t)n_x + 64);
+    for (int j = 0; j < n_x; j++) {
+        k->gemm_prep(xf + (size_t)j * n, n, g + (size_t)j * gs);
+        for (size_t b = grow; b < gs; b++)
+            if (g[(size_t)j * gs + b] != 0x5a) fail_msg("%s gemm_prep wrote past its row", ns_type_name(t));
+    }
+    for (size_t i = 0; i < ys * (size_t)n_x + 8; i++) y[i] = -12345.0f;
+    k->gemm(n, w, ws, n_rows, g, gs, n_x, y, ys);
+    for (int j = 0; j < n_x; j++) {
+        kx->from_float(xf + (size_t)j * n, xq, n);
+        for (size_t r = 0; r < ys; r++) {
+            const float got = y[(size_t)j * ys + r];
+            if (r >= (size_t)n_rows) {
+                if (got != -12345.0f) fail_msg("%s gemm wrote outside its outputs", ns_type_name(t));
+                continue;
+            }
+            const float want = ks->vec_dot(n, w + r * ws, xq);
+            if (memcmp(&got, &want, sizeof got) != 0)
+                fail_msg("%s gemm on %s n=%lld rows=%d x=%d: y[%d][%zu] = %.9g, scalar vec_dot %.9g", ns_type_name(t),
+                         ns_isa_name(level), (long long)n, n_rows, n_x, j, r, (double)got, (double)want);
+        }
+    }
+    for (size_t i = ys * (size_t)n_x; i < ys * (size_t)n_x + 8; i++) assert_true(y[i] == -12345.0f);
+    free(wbuf); free(g); free(xq); free(xf); free(y);
+}
+
+static void test_gemm(void **state) {
+    (void)state;
+    ns_isa lv[NS_ISA_COUNT];
+    const int nlv = simd_levels(lv);
+    int checked = 0;
+    for (size_t ti = 0; ti < N_DOT_TYPES; ti++) {
+        const ns_type t = dot_types[ti];
+        for (int l = 0; l < nlv; l++) {
+            const ns_type_kernels *k = ns_kernels_for_isa(t, lv[l]);
+            assert_true((k->gemm == NULL) == (k->gemm_prep == NULL));
+            if (k->gemm == NULL) continue;
+            checked++;
+            /* around the kernels' chunks of 2048 elements */
+            const int64_t bs = ns_type_get(t)->block_size;
+            const int64_t lens[] = {bs, 3 * bs, 2048, 2048 + bs, 4096 + 3 * bs};
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                const int shapes[][2] = {{1, 1}, {16, 8}, {17, 9}, {33, 13}, {7, 3}, {15, 5}, {8, 2}, {24, 7}, {5, 17}};
+                for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+                    check_gemm(t, lv[l], lens[li], shapes[si][0], shapes[si][1], (int)(si + li) % 4);
+            }
+            for (int nx = 1; nx <= 12; nx++)
+                for (int nr = 1; nr <= 18; nr += 17 - nr > 2 ? 3 : 1) check_gemm(t, lv[l], 2 * bs, nr, nx, nx % 4);
+        }
+    }
+    printf("# gemm checked on %d type x level pairs\n", checked);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_quantizers_identical),
         cmocka_unit_test(test_f16_all_bit_patterns),
+        cmocka_unit_test(test_f16_decode),
         cmocka_unit_test(test_dot_exact),
         cmocka_unit_test(test_dot_random),
         cmocka_unit_test(test_dot_n),
+        cmocka_unit_test(test_gemm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
