@@ -105,6 +105,35 @@ static cJSON *get_models(client *c, const char *path, cJSON **answer) {
     return models;
 }
 
+/* The common part of `ps` and `list`: a command line of --host only, then
+ * GET path. Returns -1 with *c, *answer and *models set (the caller
+ * closes and deletes them), or the exit code to return. */
+static int fetch_model_list(int argc, char **argv, const char *cmd, void (*usage)(FILE *), const char *path,
+                            client **c, cJSON **answer, cJSON **models) {
+    const char *host = NULL;
+    for (int i = 1; i < argc; i++) {
+        int h = host_option(argc, argv, &i, &host);
+        if (h < 0) return NS_EXIT_USAGE;
+        if (h > 0) continue;
+        if (is_help(argv[i])) {
+            usage(stdout);
+            return NS_EXIT_OK;
+        }
+        return usage_error(cmd, usage, argv[i][0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
+                           argv[i]);
+    }
+    int open_rc = open_client(host, c);
+    if (open_rc != NS_EXIT_OK) return open_rc;
+    *answer = NULL;
+    *models = get_models(*c, path, answer);
+    if (!*models) {
+        cJSON_Delete(*answer);
+        client_close(*c);
+        return NS_EXIT_FAIL;
+    }
+    return -1;
+}
+
 /* ---- ps ---- */
 
 static void ps_usage(FILE *f) {
@@ -124,28 +153,10 @@ static void processor(double size, double vram, char *buf, size_t n) {
 }
 
 int cmd_ps(int argc, char **argv) {
-    const char *host = NULL;
-    for (int i = 1; i < argc; i++) {
-        int h = host_option(argc, argv, &i, &host);
-        if (h < 0) return NS_EXIT_USAGE;
-        if (h > 0) continue;
-        if (is_help(argv[i])) {
-            ps_usage(stdout);
-            return NS_EXIT_OK;
-        }
-        return usage_error("ps", ps_usage, argv[i][0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
-                           argv[i]);
-    }
-    client *c;
-    int open_rc = open_client(host, &c);
-    if (open_rc != NS_EXIT_OK) return open_rc;
-    cJSON *answer = NULL;
-    cJSON *models = get_models(c, "/api/ps", &answer);
-    if (!models) {
-        cJSON_Delete(answer);
-        client_close(c);
-        return NS_EXIT_FAIL;
-    }
+    client *c = NULL;
+    cJSON *answer = NULL, *models = NULL;
+    int rc = fetch_model_list(argc, argv, "ps", ps_usage, "/api/ps", &c, &answer, &models);
+    if (rc >= 0) return rc;
     table t;
     table_init(&t, 5);
     table_row(&t, (const char *[]){"NAME", "ID", "SIZE", "PROCESSOR", "UNTIL"});
@@ -179,28 +190,10 @@ static void list_usage(FILE *f) {
 }
 
 int cmd_list(int argc, char **argv) {
-    const char *host = NULL;
-    for (int i = 1; i < argc; i++) {
-        int h = host_option(argc, argv, &i, &host);
-        if (h < 0) return NS_EXIT_USAGE;
-        if (h > 0) continue;
-        if (is_help(argv[i])) {
-            list_usage(stdout);
-            return NS_EXIT_OK;
-        }
-        return usage_error("list", list_usage, argv[i][0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
-                           argv[i]);
-    }
-    client *c;
-    int open_rc = open_client(host, &c);
-    if (open_rc != NS_EXIT_OK) return open_rc;
-    cJSON *answer = NULL;
-    cJSON *models = get_models(c, "/api/tags", &answer);
-    if (!models) {
-        cJSON_Delete(answer);
-        client_close(c);
-        return NS_EXIT_FAIL;
-    }
+    client *c = NULL;
+    cJSON *answer = NULL, *models = NULL;
+    int rc = fetch_model_list(argc, argv, "list", list_usage, "/api/tags", &c, &answer, &models);
+    if (rc >= 0) return rc;
     table t;
     table_init(&t, 4);
     table_row(&t, (const char *[]){"NAME", "ID", "SIZE", "MODIFIED"});
