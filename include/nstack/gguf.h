@@ -78,6 +78,13 @@ typedef struct ns_gguf {
  * naming the file, the field and the reason into err. */
 ns_gguf *ns_gguf_open(const char *path, char *err, size_t errlen);
 
+/* How the file's bytes reach memory: mapped (shared with the page cache,
+ * opens instantly) or read into fresh private memory (use_mmap=false in
+ * Ollama's options, -mmp 0 in llama-bench). Either way `mapped` is true and
+ * ns_gguf_close releases it. */
+typedef enum { NS_GGUF_MMAP = 0, NS_GGUF_READ = 1 } ns_gguf_load;
+ns_gguf *ns_gguf_open_ex(const char *path, ns_gguf_load how, char *err, size_t errlen);
+
 /* Validate an in-memory image; buf must outlive the result. */
 ns_gguf *ns_gguf_parse(const void *buf, size_t size, char *err, size_t errlen);
 

@@ -42,6 +42,8 @@ typedef struct {
  * tokenizer is supported; otherwise ns_model_vocab() is NULL and
  * ns_model_vocab_error() says why. */
 ns_model *ns_model_load(const char *path, char *err, size_t errlen);
+/* The same, choosing whether the weights are mapped or read (gguf.h). */
+ns_model *ns_model_load_ex(const char *path, ns_gguf_load how, char *err, size_t errlen);
 void ns_model_free(ns_model *m);
 
 const ns_hparams *ns_model_hparams(const ns_model *m);

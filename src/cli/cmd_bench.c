@@ -14,15 +14,17 @@ typedef struct {
     long long n_prompt, n_gen, threads, reps;
     bool json;
     ns_kv_type kv_type;
+    long long mmap; /* -mmp: 1 map the file, 0 read it into memory */
 } bench_opts;
 
 static void bench_usage(FILE *f) {
     fprintf(f,
-            "usage: nstack bench MODEL.gguf [-p N] [-n N] [-t N] [-r N] [--kv-type f16|f32] [--json]\n"
+            "usage: nstack bench MODEL.gguf [-p N] [-n N] [-t N] [-r N] [--kv-type f16|f32] [-mmp 0|1] [--json]\n"
             "  -p N   prompt tokens processed in one batch (default 512; 0 skips)\n"
             "  -n N   tokens decoded one at a time (default 128; 0 skips)\n"
             "  -t N   threads (default: online CPUs)\n"
-            "  -r N   repetitions, after one warm-up (default 5)\n");
+            "  -r N   repetitions, after one warm-up (default 5)\n"
+            "  -mmp 0 read the model into fresh memory instead of mapping it (default 1)\n");
 }
 
 typedef struct {
@@ -52,7 +54,7 @@ static double run_once(ns_context *c, const int32_t *toks, int n, bool batch, ch
 }
 
 int cmd_bench(int argc, char **argv) {
-    bench_opts o = {NULL, 512, 128, 0, 5, false, NS_KV_F16};
+    bench_opts o = {NULL, 512, 128, 0, 5, false, NS_KV_F16, 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         long long *target = NULL, lo = 0, hi = 1 << 20;
@@ -60,6 +62,7 @@ int cmd_bench(int argc, char **argv) {
         else if (strcmp(a, "-n") == 0) target = &o.n_gen;
         else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) target = &o.threads, lo = 1, hi = 1024;
         else if (strcmp(a, "-r") == 0) target = &o.reps, lo = 1, hi = 1000;
+        else if (strcmp(a, "-mmp") == 0 || strcmp(a, "--mmap") == 0) target = &o.mmap, lo = 0, hi = 1;
         if (target) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(v, lo, hi, target)) goto bad;
         } else if (strcmp(a, "--json") == 0) {
@@ -90,7 +93,7 @@ int cmd_bench(int argc, char **argv) {
     ns_context *c = NULL;
     int32_t *toks = NULL;
     double *rates = NULL;
-    ns_model *m = ns_model_load(o.model, err, sizeof err);
+    ns_model *m = ns_model_load_ex(o.model, o.mmap ? NS_GGUF_MMAP : NS_GGUF_READ, err, sizeof err);
     if (!m) {
         fprintf(stderr, "nstack: %s\n", err);
         return NS_EXIT_FAIL;

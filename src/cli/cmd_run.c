@@ -27,6 +27,7 @@ typedef struct {
     int n_stops;
     int n_ctx, n_threads;
     ns_kv_type kv_type;
+    bool no_mmap;               /* --no-mmap */
     bool verbose;
     bool chat;                  /* --chat, or no prompt on a terminal */
     const char *template_name;  /* --template: a built-in format */
@@ -59,6 +60,7 @@ static void run_usage(FILE *f) {
             "  --ctx N           context size in tokens (default: the model's, at most 4096)\n"
             "  --threads N       threads (default: online CPUs)\n"
             "  --kv-type T       f16 (default) or f32\n"
+            "  --no-mmap         read the model into memory instead of mapping it\n"
             "  --verbose         print timings to stderr\n"
             "  --chat            interactive chat (the default with no prompt on a terminal)\n"
             "  --system TEXT     the chat's system message\n"
@@ -229,6 +231,12 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         } else if (strcmp(a, "--kv-type") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_kv_type(v, &o->kv_type)) goto bad;
             o->local_only = a;
+        } else if (strcmp(a, "--no-mmap") == 0) {
+            o->no_mmap = true;
+            if (o->remote_options || (o->remote_options = cJSON_CreateObject())) {
+                cJSON_DeleteItemFromObjectCaseSensitive(o->remote_options, "use_mmap");
+                cJSON_AddFalseToObject(o->remote_options, "use_mmap");
+            }
         } else if (strcmp(a, "--chat") == 0) {
             o->chat = true;
         } else if (strcmp(a, "--template-fallback") == 0) {
@@ -401,7 +409,7 @@ int cmd_run(int argc, char **argv) {
     int32_t *toks = NULL;
     double t_start = cli_now();
 
-    m = ns_model_load(o.model, err, sizeof err);
+    m = ns_model_load_ex(o.model, o.no_mmap ? NS_GGUF_READ : NS_GGUF_MMAP, err, sizeof err);
     if (!m) {
         fprintf(stderr, "nstack: %s\n", err);
         goto out;

@@ -33,6 +33,8 @@ static void serve_usage(FILE *f) {
             "  --max-body BYTES    largest request body (default 33554432)\n"
             "  --timeout DUR       stop generations running longer than this (default: none)\n"
             "  --preload MODEL     load MODEL before accepting requests\n"
+            "  --no-mmap           read model files into memory instead of mapping them\n"
+            "                      (a request's options.use_mmap overrides it)\n"
             "  --no-demo           do not create the random-weight demo model in an empty store\n");
 }
 
@@ -103,6 +105,8 @@ int cmd_serve(int argc, char **argv) {
                 return NS_EXIT_USAGE;
             }
             cfg.max_body = (size_t)n;
+        } else if (strcmp(a, "--no-mmap") == 0) {
+            cfg.runtime.defaults.use_mmap = -1;
         } else if (strcmp(a, "--no-demo") == 0) {
             cfg.create_demo = false;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

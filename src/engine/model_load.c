@@ -231,12 +231,16 @@ void ns_model_free(ns_model *m) {
 }
 
 ns_model *ns_model_load(const char *path, char *err, size_t errlen) {
+    return ns_model_load_ex(path, NS_GGUF_MMAP, err, errlen);
+}
+
+ns_model *ns_model_load_ex(const char *path, ns_gguf_load how, char *err, size_t errlen) {
     ns_model *m = calloc(1, sizeof *m);
     if (!m) {
         fail(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    m->gguf = ns_gguf_open(path, err, errlen);
+    m->gguf = ns_gguf_open_ex(path, how, err, errlen);
     if (!m->gguf) goto error;
     loader L = {m->gguf, NULL, path, err, errlen};
     char *arch = ns_gguf_get_str(m->gguf, "general.architecture");

@@ -345,6 +345,7 @@ static bool opts_conflict(const ns_load_opts *want, const ns_loaded *lm) {
     if (want->n_batch > 0 && want->n_batch != have->n_batch) return true;
     if (want->n_thread > 0 && want->n_thread != have->n_thread) return true;
     if (want->kv_type != NS_KV_F16 && want->kv_type != have->kv_type) return true;
+    if (want->use_mmap != 0 && want->use_mmap != have->use_mmap) return true;
     return false;
 }
 
@@ -363,6 +364,7 @@ static ns_load_opts fill_opts(const ns_runtime *rt, const ns_load_opts *want, co
     if (o.num_gpu < 0) o.num_gpu = d->num_gpu;
     if (o.main_gpu <= 0) o.main_gpu = d->main_gpu;
     if (o.kv_type == NS_KV_F16) o.kv_type = d->kv_type;
+    if (o.use_mmap == 0) o.use_mmap = d->use_mmap < 0 ? -1 : 1;
     return o;
 }
 
@@ -430,7 +432,8 @@ static int load(ns_runtime *rt, ns_loaded *lm, char *err, size_t errlen) {
     }
     int status = 500;
     char why[512];
-    lm->model = ns_model_load(lm->ref.path, why, sizeof why);
+    int use_mmap = lm->asked.use_mmap ? lm->asked.use_mmap : rt->cfg.defaults.use_mmap;
+    lm->model = ns_model_load_ex(lm->ref.path, use_mmap < 0 ? NS_GGUF_READ : NS_GGUF_MMAP, why, sizeof why);
     if (!lm->model) goto fail;
     if (!ns_model_vocab(lm->model)) {
         snprintf(why, sizeof why, "%s cannot generate text: %s", name, ns_model_vocab_error(lm->model));

@@ -35,7 +35,7 @@
 #include "store.h"
 
 /* Load options (Ollama's options num_ctx, num_batch, num_thread, num_gpu,
- * main_gpu). 0 (or -1 for num_gpu) means "the runtime's default"; a request
+ * main_gpu, use_mmap). 0 (or -1 for num_gpu) means "the runtime's default"; a request
  * whose explicit options differ from the loaded model's reloads it once
  * it is idle. */
 typedef struct {
@@ -45,6 +45,7 @@ typedef struct {
     int num_gpu;  /* layers on the GPU; -1 auto. CPU-only builds accept and record it. */
     int main_gpu;
     ns_kv_type kv_type;
+    int use_mmap; /* 1: map the file; -1: read it into private memory (gguf.h says why) */
 } ns_load_opts;
 
 #define NS_KEEP_ALIVE_DEFAULT INT64_MIN /* ns_runtime_release: use the runtime's default */

@@ -123,7 +123,7 @@ static int set_stops(ns_gen_options *o, const ctx *c, const cJSON *v) {
 }
 
 /* Keys Ollama accepts that only matter to its own engine: checked, ignored. */
-static const char *const ignored_bools[] = {"penalize_newline", "numa", "low_vram", "vocab_only", "use_mmap",
+static const char *const ignored_bools[] = {"penalize_newline", "numa", "low_vram", "vocab_only",
                                             "use_mlock", "f16_kv", "logits_all", "embedding_only", NULL};
 
 static int apply_one(ns_gen_options *o, const ctx *c, const cJSON *v) {
@@ -187,6 +187,9 @@ static int apply_one(ns_gen_options *o, const ctx *c, const cJSON *v) {
     } else if (strcmp(k, "main_gpu") == 0) {
         if (get_int(c, v, 0, 1024, " in [0, 1024]", &i)) return -1;
         o->load.main_gpu = (int)i;
+    } else if (strcmp(k, "use_mmap") == 0) {
+        if (!cJSON_IsBool(v)) return bad(c, "true or false%s", "");
+        o->load.use_mmap = cJSON_IsTrue(v) ? 1 : -1;
     } else if (strcmp(k, "num_keep") == 0) {
         if (get_int(c, v, -1, 1 << 30, " >= -1", &i)) return -1;
     } else {

@@ -9,5 +9,8 @@ if grep -qE '^\| llama .* \| 2 \| tg8 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ \|$' <<<"
 json="$("$NSTACK" bench "$TMP/m.gguf" -p 0 -n 4 -r 1 --json)"
 if grep -qE '^\[\{"model":.*"test":"tg4".*"avg_ts":[0-9.]+.*"bandwidth_gbs":[0-9.]+\}\]$' <<<"$json"; then ok "json"; else
     not_ok "json: $json"; fi
+json="$("$NSTACK" bench "$TMP/m.gguf" -p 4 -n 4 -r 1 -mmp 0 --json)"
+if grep -qE '"test":"tg4"' <<<"$json"; then ok "-mmp 0 reads the model into memory"; else not_ok "-mmp 0: $json"; fi
+expect_fail "bench with a bad -mmp" 2 "-mmp" -- "$NSTACK" bench "$TMP/m.gguf" -mmp 2
 expect_fail "bench with a bad -r" 2 "-r" -- "$NSTACK" bench "$TMP/m.gguf" -r 0
 finish

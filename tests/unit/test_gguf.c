@@ -364,7 +364,16 @@ static void test_round_trip(void **state) {
         assert_true(g->mapped);
         check_full(g, al, aligns[a] != 0);
         ns_gguf_close(g);
+        /* read into private memory instead of mapped: the same view */
+        g = ns_gguf_open_ex(path, NS_GGUF_READ, err, sizeof err);
+        if (!g) fail_msg("open (read): %s", err);
+        assert_true(g->mapped);
+        assert_memory_equal(g->base, buf, size);
+        check_full(g, al, aligns[a] != 0);
+        ns_gguf_close(g);
         unlink(path);
+        assert_null(ns_gguf_open_ex(path, NS_GGUF_READ, err, sizeof err));
+        assert_non_null(strstr(err, "cannot open"));
         free(buf);
         ns_gguf_writer_free(w);
     }

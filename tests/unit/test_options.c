@@ -92,6 +92,9 @@ static void test_every_key(void **state) {
     assert_int_equal(o.load.n_thread, 2);
     assert_int_equal(o.load.num_gpu, 0);
     assert_int_equal(o.load.main_gpu, 1);
+    assert_int_equal(o.load.use_mmap, 1);
+    expect_ok("{\"use_mmap\":false}", &o);
+    assert_int_equal(o.load.use_mmap, -1);
     /* a second layer over the first (the request over the Modelfile's params):
      * stop replaces, null keeps */
     expect_ok("{\"stop\":\"zz\",\"top_k\":null,\"num_predict\":-2}", &o);
