@@ -79,6 +79,22 @@ int ns_decode(ns_context *c, int seq, const int32_t *tokens, int n, bool all_log
  * is the last token. NULL if not kept. */
 const float *ns_context_logits(const ns_context *c, int i);
 
+/* Several sequences in one forward pass (continuous batching): each item's
+ * tokens are appended to its sequence, and the weights are read once for
+ * all of them. A sequence appears at most once; the tokens of all items
+ * together must fit in the context's n_batch. Logits are kept for the last
+ * token of each item (ns_context_batch_logits). The result for each item
+ * equals ns_decode of that item alone up to float rounding (matrix
+ * products over several rows sum in another order than one-row products). */
+typedef struct {
+    int seq;
+    const int32_t *tokens;
+    int n;
+} ns_batch_item;
+int ns_decode_batch(ns_context *c, const ns_batch_item *items, int n_items, char *err, size_t errlen);
+/* Logits of item i's last token from the last ns_decode_batch call; NULL otherwise. */
+const float *ns_context_batch_logits(const ns_context *c, int item);
+
 /* Tokens held for seq, and dropping all after the first n_keep. */
 int ns_seq_len(const ns_context *c, int seq);
 void ns_seq_truncate(ns_context *c, int seq, int n_keep);

@@ -24,11 +24,14 @@ struct ns_context {
     float *rope_cs;        /* n_rot: cos/sin pairs of the current position */
     float *kv_row;         /* per head task: a decoded cache row and the query */
     void *scratch;
+    int *tok_seq, *tok_pos; /* per batch row: its sequence and position */
+    int *out_rows;         /* batch rows whose logits are computed */
     float *logits;
     size_t logits_cap;     /* floats */
     int n_logits;          /* rows held by logits */
     int logits_first;      /* batch index of logits row 0 */
     int last_n;            /* tokens in the last ns_decode call */
+    int n_batch_out;       /* logits rows of the last ns_decode_batch call */
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -56,6 +59,9 @@ void ns_context_free(ns_context *c) {
     free(c->rope_cs);
     free(c->kv_row);
     free(c->scratch);
+    free(c->tok_seq);
+    free(c->tok_pos);
+    free(c->out_rows);
     free(c->logits);
     free(c);
 }
@@ -115,8 +121,12 @@ ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *
     c->scratch = malloc(ns_matmul_scratch_size(widest_in, c->n_batch));
     c->logits_cap = (size_t)hp->n_vocab;
     c->logits = alloc_f(c->logits_cap);
+    c->tok_seq = malloc(sizeof(int) * nb);
+    c->tok_pos = malloc(sizeof(int) * nb);
+    c->out_rows = malloc(sizeof(int) * nb);
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv || !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_cs ||
-        !c->kv_row || !c->scratch || !c->logits) {
+        !c->kv_row || !c->scratch || !c->logits ||
+        !c->tok_seq || !c->tok_pos || !c->out_rows) {
         fail(err, errlen, "out of memory for context buffers");
         goto error;
     }
@@ -189,11 +199,12 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 
 typedef struct {
     ns_context *c;
-    int seq, layer, n_tok, pos0;
+    int layer, n_tok;
 } attn_job;
 
 /* One head for every token of the batch: causal (and windowed) softmax
- * attention over the cache, which already holds this batch's keys/values.
+ * attention over its own sequence's cache, which already holds this
+ * batch's keys/values (c->tok_seq / c->tok_pos say whose and where).
  * With an F16 cache the query and the attention weights are rounded to F16
  * before their products with F16 keys and values, as the reference engine
  * does (its F16 dot products take both operands in F16). */
@@ -213,14 +224,14 @@ static void attn_task(void *arg, int h, int n_tasks) {
     float *row = c->kv_row + (size_t)h * 2 * hd;
     void *qh = row + hd; /* the query in the cache's type */
     for (int t = 0; t < j->n_tok; t++) {
-        const int pos = j->pos0 + t;
+        const int pos = c->tok_pos[t], seq = c->tok_seq[t];
         const float *q = c->q + (size_t)t * dq + (size_t)h * hd;
         kk->from_float(q, qh, hd);
         int first = 0;
         if (hp->n_swa > 0 && pos - hp->n_swa + 1 > 0) first = pos - hp->n_swa + 1;
         float maxv = -INFINITY;
         for (int p = first; p <= pos; p++) {
-            float s = kk->vec_dot(hd, ns_kv_k_row(&c->kv, j->seq, j->layer, p) + head_off, qh) * scale;
+            float s = kk->vec_dot(hd, ns_kv_k_row(&c->kv, seq, j->layer, p) + head_off, qh) * scale;
             sc[p] = s;
             if (s > maxv) maxv = s;
         }
@@ -233,7 +244,7 @@ static void attn_task(void *arg, int h, int n_tasks) {
         float *out = c->att + (size_t)t * dq + (size_t)h * hd;
         memset(out, 0, sizeof(float) * (size_t)hd);
         for (int p = first; p <= pos; p++) {
-            kk->to_float(ns_kv_v_row(&c->kv, j->seq, j->layer, p) + head_off, row, hd);
+            kk->to_float(ns_kv_v_row(&c->kv, seq, j->layer, p) + head_off, row, hd);
             float w = sc[p] * inv;
             if (f16) w = ns_fp16_to_fp32(ns_fp32_to_fp16(w));
             for (int i = 0; i < hd; i++) out[i] += w * row[i];
@@ -243,21 +254,25 @@ static void attn_task(void *arg, int h, int n_tasks) {
 
 /* ---- one batch through the model ---- */
 
-/* Runs n tokens (n <= n_batch) and appends them to the sequence. Logits go
- * to `logits`: one row per token with want_all, else the last token's row;
- * none when logits is NULL. */
-static void forward_batch(ns_context *c, int seq, const int32_t *tokens, int n, float *logits, bool want_all) {
+/* Runs n tokens (n <= n_batch), row t belonging to sequence c->tok_seq[t]
+ * at position c->tok_pos[t], and stores their keys and values. Tokens of
+ * one sequence are consecutive rows in position order, so causal attention
+ * within the batch needs nothing more. Logits of the n_out rows listed in
+ * c->out_rows go to `logits`, one row each (none when n_out is 0). The
+ * weights are read once for all the rows. */
+static void forward_rows(ns_context *c, const int32_t *tokens, int n, float *logits, int n_out) {
     const ns_model *m = c->m;
     const ns_hparams *hp = &m->hp;
     const int d = hp->n_embd, hd = hp->head_dim;
     const int dq = hp->n_head * hd, dkv = hp->n_head_kv * hd, ff = hp->n_ff;
-    const int pos0 = c->kv.len[seq];
     const float *factors = m->rope_freqs;
     if (m->rope_factors_long || m->rope_factors_short) {
         /* LongRoPE: the long set once the context exceeds the original one */
         factors = (c->n_ctx > hp->n_ctx_orig && m->rope_factors_long) ? m->rope_factors_long : m->rope_factors_short;
         if (!factors) factors = m->rope_factors_long;
     }
+    long long attn_work = 0;
+    for (int t = 0; t < n; t++) attn_work += 2LL * hp->n_head * (c->tok_pos[t] + 1) * hd;
 
     for (int t = 0; t < n; t++) ns_weight_row(&m->tok_embd, tokens[t], c->x + (size_t)t * d);
 
@@ -281,18 +296,18 @@ static void forward_batch(ns_context *c, int seq, const int32_t *tokens, int n, 
         }
         for (int t = 0; t < n; t++) {
             float *q = c->q + (size_t)t * dq, *k = c->k + (size_t)t * dkv, *v = c->v + (size_t)t * dkv;
+            const int seq = c->tok_seq[t], pos = c->tok_pos[t];
             if (ly->bq) for (int i = 0; i < dq; i++) q[i] += ly->bq[i];
             if (ly->bk) for (int i = 0; i < dkv; i++) k[i] += ly->bk[i];
             if (ly->bv) for (int i = 0; i < dkv; i++) v[i] += ly->bv[i];
-            rope_angles(c->rope_cs, pos0 + t, hp, factors);
+            rope_angles(c->rope_cs, pos, hp, factors);
             for (int h = 0; h < hp->n_head; h++) rope_head(q + (size_t)h * hd, c->rope_cs, hp);
             for (int h = 0; h < hp->n_head_kv; h++) rope_head(k + (size_t)h * hd, c->rope_cs, hp);
-            ns_kv_store(&c->kv, ns_kv_k_row(&c->kv, seq, il, pos0 + t), k);
-            ns_kv_store(&c->kv, ns_kv_v_row(&c->kv, seq, il, pos0 + t), v);
+            ns_kv_store(&c->kv, ns_kv_k_row(&c->kv, seq, il, pos), k);
+            ns_kv_store(&c->kv, ns_kv_v_row(&c->kv, seq, il, pos), v);
         }
-        attn_job aj = {c, seq, il, n, pos0};
-        ns_pool_run_work(c->pool, attn_task, &aj, hp->n_head,
-                         2LL * n * hp->n_head * (pos0 + n) * hp->head_dim);
+        attn_job aj = {c, il, n};
+        ns_pool_run_work(c->pool, attn_task, &aj, hp->n_head, attn_work);
 
         ns_matmul(c->pool, &ly->wo, c->att, n, c->xb, c->scratch);
         for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
@@ -315,14 +330,32 @@ static void forward_batch(ns_context *c, int seq, const int32_t *tokens, int n, 
         ns_matmul(c->pool, &ly->w_down, c->hb, n, c->xb, c->scratch);
         for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
     }
-    c->kv.len[seq] = pos0 + n;
+    for (int t = 0; t < n; t++)
+        if (c->tok_pos[t] + 1 > c->kv.len[c->tok_seq[t]]) c->kv.len[c->tok_seq[t]] = c->tok_pos[t] + 1;
 
-    if (!logits) return;
-    int first = want_all ? 0 : n - 1;
-    int rows = n - first;
-    for (int t = 0; t < rows; t++)
-        rms_norm(c->xb + (size_t)t * d, c->x + (size_t)(first + t) * d, m->output_norm, d, hp->rms_eps);
-    ns_matmul(c->pool, &m->output, c->xb, rows, logits, c->scratch);
+    if (n_out == 0) return;
+    for (int r = 0; r < n_out; r++)
+        rms_norm(c->xb + (size_t)r * d, c->x + (size_t)c->out_rows[r] * d, m->output_norm, d, hp->rms_eps);
+    ns_matmul(c->pool, &m->output, c->xb, n_out, logits, c->scratch);
+}
+
+static int check_tokens(const ns_context *c, const int32_t *tokens, int n, char *err, size_t errlen) {
+    const int n_vocab = c->m->hp.n_vocab;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return fail(err, errlen, "token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i,
+                        n_vocab - 1);
+    return 0;
+}
+
+static int reserve_logits(ns_context *c, int rows, char *err, size_t errlen) {
+    size_t need = (size_t)rows * c->m->hp.n_vocab;
+    if (need <= c->logits_cap) return 0;
+    float *nl = realloc(c->logits, need * sizeof(float));
+    if (!nl) return fail(err, errlen, "out of memory for %d rows of logits", rows);
+    c->logits = nl;
+    c->logits_cap = need;
+    return 0;
 }
 
 int ns_decode(ns_context *c, int seq, const int32_t *tokens, int n, bool all_logits, char *err, size_t errlen) {
@@ -332,30 +365,81 @@ int ns_decode(ns_context *c, int seq, const int32_t *tokens, int n, bool all_log
     if (n > c->n_ctx - c->kv.len[seq])
         return fail(err, errlen, "context is full: %d tokens held + %d new > context size %d", c->kv.len[seq], n,
                     c->n_ctx);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return fail(err, errlen, "token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i,
-                        n_vocab - 1);
-    size_t need = (size_t)(all_logits ? n : 1) * n_vocab;
-    if (need > c->logits_cap) {
-        float *nl = realloc(c->logits, need * sizeof(float));
-        if (!nl) return fail(err, errlen, "out of memory for %d rows of logits", n);
-        c->logits = nl;
-        c->logits_cap = need;
-    }
+    if (check_tokens(c, tokens, n, err, errlen) != 0) return -1;
+    if (reserve_logits(c, all_logits ? n : 1, err, errlen) != 0) return -1;
     for (int done = 0; done < n;) {
         int chunk = n - done < c->n_batch ? n - done : c->n_batch;
         bool last = done + chunk == n;
+        const int pos0 = c->kv.len[seq];
+        for (int t = 0; t < chunk; t++) {
+            c->tok_seq[t] = seq;
+            c->tok_pos[t] = pos0 + t;
+        }
+        int n_out = 0;
         float *dst = NULL;
-        if (all_logits) dst = c->logits + (size_t)done * n_vocab;
-        else if (last) dst = c->logits;
-        forward_batch(c, seq, tokens + done, chunk, dst, all_logits);
+        if (all_logits) {
+            for (int t = 0; t < chunk; t++) c->out_rows[t] = t;
+            n_out = chunk;
+            dst = c->logits + (size_t)done * n_vocab;
+        } else if (last) {
+            c->out_rows[0] = chunk - 1;
+            n_out = 1;
+            dst = c->logits;
+        }
+        forward_rows(c, tokens + done, chunk, dst, n_out);
         done += chunk;
     }
     c->last_n = n;
     c->n_logits = all_logits ? n : 1;
     c->logits_first = all_logits ? 0 : n - 1;
+    c->n_batch_out = 0;
     return 0;
+}
+
+int ns_decode_batch(ns_context *c, const ns_batch_item *items, int n_items, char *err, size_t errlen) {
+    if (n_items <= 0) return fail(err, errlen, "no sequences to evaluate");
+    int total = 0;
+    for (int i = 0; i < n_items; i++) {
+        const ns_batch_item *it = &items[i];
+        if (it->seq < 0 || it->seq >= c->kv.n_seq)
+            return fail(err, errlen, "sequence %d does not exist (0..%d)", it->seq, c->kv.n_seq - 1);
+        for (int k = 0; k < i; k++)
+            if (items[k].seq == it->seq) return fail(err, errlen, "sequence %d appears twice in one batch", it->seq);
+        if (it->n <= 0) return fail(err, errlen, "sequence %d has no tokens to evaluate", it->seq);
+        if (it->n > c->n_ctx - c->kv.len[it->seq])
+            return fail(err, errlen, "context of sequence %d is full: %d tokens held + %d new > context size %d",
+                        it->seq, c->kv.len[it->seq], it->n, c->n_ctx);
+        if (check_tokens(c, it->tokens, it->n, err, errlen) != 0) return -1;
+        total += it->n;
+    }
+    if (total > c->n_batch)
+        return fail(err, errlen, "batch of %d tokens is larger than the context's batch size %d", total, c->n_batch);
+    if (reserve_logits(c, n_items, err, errlen) != 0) return -1;
+    /* the tokens side by side, as forward_rows reads them */
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)total);
+    if (!toks) return fail(err, errlen, "out of memory");
+    int row = 0;
+    for (int i = 0; i < n_items; i++) {
+        const ns_batch_item *it = &items[i];
+        const int pos0 = c->kv.len[it->seq];
+        for (int t = 0; t < it->n; t++, row++) {
+            toks[row] = it->tokens[t];
+            c->tok_seq[row] = it->seq;
+            c->tok_pos[row] = pos0 + t;
+        }
+        c->out_rows[i] = row - 1;
+    }
+    forward_rows(c, toks, total, c->logits, n_items);
+    free(toks);
+    c->last_n = 0;
+    c->n_logits = 0;
+    c->n_batch_out = n_items;
+    return 0;
+}
+
+const float *ns_context_batch_logits(const ns_context *c, int item) {
+    if (item < 0 || item >= c->n_batch_out) return NULL;
+    return c->logits + (size_t)item * c->m->hp.n_vocab;
 }
 
 size_t ns_seq_state_size(const ns_context *c, int seq) { return ns_kv_seq_image_size(&c->kv, seq); }
