@@ -25,7 +25,9 @@ struct ns_events {
 
 static const char *const kind_names[NS_EV_KIND_COUNT] = {
     "load_started", "load_completed", "load_failed", "unloaded",
-    "generation_started", "generation_completed", "generation_failed",
+    "generation_started", "generation_completed", "generation_failed", "context_shifted",
+    "session_created", "session_truncated", "session_cleared", "session_deleted",
+    "snapshot_saved", "snapshot_restored", "snapshot_deleted",
 };
 
 const char *ns_event_kind_name(ns_event_kind k) {

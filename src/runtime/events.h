@@ -21,6 +21,14 @@ typedef enum {
     NS_EV_GEN_STARTED,
     NS_EV_GEN_COMPLETED,
     NS_EV_GEN_FAILED,
+    NS_EV_CONTEXT_SHIFTED,   /* runner: a full context kept n_keep + recent tokens and went on */
+    NS_EV_SESSION_CREATED,
+    NS_EV_SESSION_TRUNCATED, /* detail: tokens_before, tokens_after, reason "request" | "auto" */
+    NS_EV_SESSION_CLEARED,
+    NS_EV_SESSION_DELETED,
+    NS_EV_SNAPSHOT_SAVED,    /* detail: name, session, bytes, ms */
+    NS_EV_SNAPSHOT_RESTORED, /* detail: name, session, bytes, ms */
+    NS_EV_SNAPSHOT_DELETED,
     NS_EV_KIND_COUNT
 } ns_event_kind;
 

@@ -132,6 +132,7 @@ void ns_job_finish(ns_job *j, ns_finish finish, const char *error) {
     st->n_prompt = j->n_prompt;
     st->n_prompt_cached = j->n_cached;
     st->n_gen = j->n_gen;
+    st->n_shifts = j->n_shifts;
     int64_t admit = j->t_admit ? j->t_admit : now;
     int64_t first = j->t_first ? j->t_first : now;
     st->queued_ns = admit - j->t_submit;
@@ -171,6 +172,10 @@ ns_job *ns_job_submit(ns_loaded *lm, const ns_gen_params *p, int *status, char *
     const int n_ctx = ns_loaded_n_ctx(lm);
     if (!p->prompt || p->n_prompt < 1) {
         set_err(err, errlen, "the prompt is empty");
+        return NULL;
+    }
+    if (p->session && (!p->session[0] || strlen(p->session) > 64)) {
+        set_err(err, errlen, "a session id has 1 to 64 characters");
         return NULL;
     }
     if (p->n_prompt > n_ctx) {
@@ -226,6 +231,9 @@ ns_job *ns_job_submit(ns_loaded *lm, const ns_gen_params *p, int *status, char *
     j->top_logprobs = p->top_logprobs;
     j->logprobs = p->logprobs;
     if (p->request_id) snprintf(j->request_id, sizeof j->request_id, "%s", p->request_id);
+    if (p->session) snprintf(j->session, sizeof j->session, "%s", p->session);
+    j->context_shift = p->context_shift;
+    j->n_keep = p->n_keep < 0 ? 0 : p->n_keep > p->n_prompt ? p->n_prompt : p->n_keep;
     /* the prompt counts for the repetition penalties, as in the CLI */
     ns_sampler_accept_many(j->sampler, j->prompt, j->n_prompt);
     j->prev_bos = j->prompt[j->n_prompt - 1] == ns_vocab_bos(vocab);

@@ -468,6 +468,8 @@ static int load(ns_runtime *rt, ns_loaded *lm, char *err, size_t errlen) {
                             .kv_type = lm->opts.kv_type};
     lm->ctx = ns_context_new(lm->model, &cp, why, sizeof why);
     if (!lm->ctx) goto fail;
+    snprintf(lm->kv_fingerprint, sizeof lm->kv_fingerprint, "%s layers=%d kv_dim=%d kv=%s", ns_arch_name(hp->arch),
+             hp->n_layer, hp->n_head_kv * hp->head_dim, lm->opts.kv_type == NS_KV_F32 ? "f32" : "f16");
     char *tsrc = ns_gguf_get_str(ns_model_gguf(lm->model), "tokenizer.chat_template");
     if (tsrc) {
         char terr[256];
@@ -802,4 +804,34 @@ int ns_runtime_ps(ns_runtime *rt, ns_loaded_info **out, int *n) {
     *out = info;
     *n = count;
     return 0;
+}
+
+/* ---- session KV (runtime.h) ---- */
+
+const char *ns_loaded_kv_fingerprint(const ns_loaded *lm) { return lm->kv_fingerprint; }
+
+int ns_session_kv_export(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, void **kv,
+                         size_t *kv_bytes, char *err, size_t errlen) {
+    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens)) {
+        set_err(err, errlen, "bad session export arguments");
+        return 400;
+    }
+    return ns_runner_kv_export(lm->runner, session, tokens, n_tokens, kv, kv_bytes, err, errlen);
+}
+
+int ns_session_kv_import(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, const void *kv,
+                         size_t kv_bytes, char *err, size_t errlen) {
+    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens) || !kv) {
+        set_err(err, errlen, "bad session import arguments");
+        return 400;
+    }
+    return ns_runner_kv_import(lm->runner, session, tokens, n_tokens, kv, kv_bytes, err, errlen);
+}
+
+void ns_runtime_session_forget(ns_runtime *rt, const char *session) {
+    if (!session) return;
+    pthread_mutex_lock(&rt->mu);
+    for (ns_loaded *lm = rt->models; lm; lm = lm->next)
+        if (lm->state == NS_LM_READY && lm->runner) ns_runner_forget(lm->runner, session);
+    pthread_mutex_unlock(&rt->mu);
 }

@@ -143,6 +143,15 @@ typedef struct {
     bool logprobs;           /* report the chosen token's log-probability */
     int json_mode;           /* 0 off; 1 any JSON value; 2 a JSON object (json_constraint.h) */
     const char *request_id;  /* copied, for events and logs; may be NULL */
+    /* Slot affinity: the slot whose KV was last used by this session id is
+     * preferred, and after the job the slot is tagged with it, so other
+     * requests take other slots while they can (copied; may be NULL). */
+    const char *session;
+    /* Context shift: when the slot's context fills during generation, keep
+     * the first n_keep tokens and the most recent half of the rest,
+     * re-evaluate them, and go on (instead of ending with NS_FINISH_CONTEXT). */
+    bool context_shift;
+    int n_keep;
 } ns_gen_params;
 
 typedef struct {
@@ -150,6 +159,7 @@ typedef struct {
     int n_prompt;            /* prompt tokens */
     int n_prompt_cached;     /* of those, reused from the slot's cache, not evaluated */
     int n_gen;               /* tokens generated (the end-of-generation token counts) */
+    int n_shifts;            /* context shifts during the job */
     int64_t queued_ns;       /* submit -> admitted into a slot */
     int64_t prompt_eval_ns;  /* admitted -> first token sampled */
     int64_t eval_ns;         /* first token sampled -> done */
@@ -193,5 +203,30 @@ void ns_job_cancel(ns_job *j);
 /* Cancels if still running and drops the caller's reference; the runner
  * drops its own when it is done with the slot. */
 void ns_job_free(ns_job *j);
+
+/* ---- KV of a session, in and out of a model's slots ----
+ * Both run on the model's runner thread between two forward passes (the
+ * caller blocks until done). 409-style conflicts are the caller's business:
+ * the session must not have a job running. */
+
+/* The KV layout of the loaded model, for snapshot checks:
+ * "llama layers=16 kv_dim=512 kv=f16". */
+const char *ns_loaded_kv_fingerprint(const ns_loaded *lm);
+
+/* The engine state image (ns_seq_state_save) of exactly these tokens. Uses
+ * the slot tagged with session when its cache begins with them, else
+ * evaluates them in a free slot (which is then tagged). *kv malloc'd.
+ * 0, or an HTTP-like status (400 too long for the context, 503 no free slot
+ * / shutting down, 500) with err. */
+int ns_session_kv_export(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, void **kv,
+                         size_t *kv_bytes, char *err, size_t errlen);
+/* Loads an image of these tokens into a free slot and tags it with session,
+ * so the next job of the session evaluates nothing it already has. 0, or a
+ * status with err (400 an image that does not fit this model, 503 no free slot). */
+int ns_session_kv_import(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, const void *kv,
+                         size_t kv_bytes, char *err, size_t errlen);
+/* Drops the tag in every loaded model (a deleted or cleared session): its
+ * slot is free for anyone. */
+void ns_runtime_session_forget(ns_runtime *rt, const char *session);
 
 #endif

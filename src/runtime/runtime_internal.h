@@ -53,6 +53,7 @@ struct ns_loaded {
     ns_chat_template *tmpl;
     char *tmpl_err;
     ns_runner *runner;
+    char kv_fingerprint[160]; /* ns_loaded_kv_fingerprint */
 
     int refs;             /* handles + unfinished jobs */
     int jobs;             /* unfinished jobs */
@@ -109,11 +110,14 @@ struct ns_job {
     int top_logprobs;
     bool logprobs;
     char request_id[48];
+    char session[65];       /* "" when none */
+    bool context_shift;
+    int n_keep;
 
     /* progress, owned by whoever runs the job (the runner thread) */
     int32_t *toks;          /* prompt + kept generated tokens */
     int n_toks, cap_toks;
-    int n_gen, n_cached;
+    int n_gen, n_cached, n_shifts;
     bool prev_bos;          /* the last token before the first generated one is BOS */
     int64_t t_submit, t_admit, t_first;
 };
@@ -140,6 +144,14 @@ bool ns_runner_dequeue(ns_runner *r, ns_job *j);
 /* Shutdown: every queued and running job ends CANCELLED. */
 void ns_runner_cancel_all(ns_runner *r);
 void ns_runner_counts(ns_runner *r, int *active, int *queued);
+
+/* Session KV, run on the runner thread between steps (runtime.h's
+ * ns_session_kv_export / import / ns_runtime_session_forget). */
+int ns_runner_kv_export(ns_runner *r, const char *session, const int32_t *tokens, int n_tokens, void **kv,
+                        size_t *kv_bytes, char *err, size_t errlen);
+int ns_runner_kv_import(ns_runner *r, const char *session, const int32_t *tokens, int n_tokens, const void *kv,
+                        size_t kv_bytes, char *err, size_t errlen);
+void ns_runner_forget(ns_runner *r, const char *session);
 
 /* Tests only: hold the runner before its next unit of work (no admission,
  * no step) until released; or pause it once any job has generated n_gen

@@ -359,6 +359,202 @@ static void test_prefix_reuse(void **state) {
     ns_runtime_free(rt, 0);
 }
 
+/* Different prompts at once share each forward pass and still give each
+ * its own greedy output (stories260K has F32 weights: exact). */
+static void test_batched_different_prompts(void **state) {
+    (void)state;
+    ns_runtime_config cfg = base_config(NULL);
+    cfg.num_parallel = 4;
+    ns_runtime *rt = new_runtime(&cfg);
+    ns_loaded *lm = acquire(rt, stories_path, NULL);
+    static const char *const texts[6] = {"Once upon a time", "The little dog", "Lily and Ben went to the park",
+                                         "One day, a big", "Tom had a red ball. He", "The sun"};
+    toks p[6];
+    ns_job *j[6];
+    for (int i = 0; i < 6; i++) {
+        p[i] = tokenize(texts[i]);
+        ns_gen_params g = greedy(&p[i], 20 + 4 * i);
+        j[i] = submit(lm, &g);
+    }
+    for (int i = 0; i < 6; i++) {
+        result want, got;
+        reference(&p[i], 20 + 4 * i, 512, &want);
+        assert_int_equal(drain(j[i], &got), 0);
+        assert_same_output(&want, &got);
+        ns_job_free(j[i]);
+        free(p[i].ids);
+    }
+    ns_runtime_release(rt, lm, NS_KEEP_ALIVE_DEFAULT);
+    ns_runtime_free(rt, 0);
+}
+
+/* The reference for a context shift: what the runner promises, done with
+ * the engine alone (keep n_keep, drop half of the rest, re-evaluate). */
+static void reference_shift(const toks *p, int n_predict, int n_ctx, int n_keep, result *r, int *shifts) {
+    memset(r, 0, sizeof *r);
+    *shifts = 0;
+    char err[256];
+    ns_context_params cp = {.n_ctx = n_ctx, .n_seq = 1, .n_threads = 1};
+    ns_context *c = ns_context_new(ref_model, &cp, err, sizeof err);
+    assert_non_null(c);
+    const ns_vocab *v = ns_model_vocab(ref_model);
+    const int n_vocab = ns_model_hparams(ref_model)->n_vocab;
+    int32_t *cache = malloc(sizeof(int32_t) * (size_t)(n_ctx + 1));
+    memcpy(cache, p->ids, sizeof(int32_t) * (size_t)p->n);
+    int n = p->n;
+    assert_int_equal(ns_decode(c, 0, cache, n, false, err, sizeof err), 0);
+    for (int i = 0; i < n_predict; i++) {
+        int32_t tok = ns_argmax(ns_context_logits(c, -1), n_vocab);
+        if (ns_vocab_is_eog(v, tok)) break;
+        r->tokens[r->n_tokens++] = tok;
+        cache[n++] = tok;
+        if (i + 1 == n_predict) break;
+        if (n > n_ctx) {
+            int discard = (n - 1 - n_keep) / 2;
+            memmove(cache + n_keep, cache + n_keep + discard, sizeof(int32_t) * (size_t)(n - n_keep - discard));
+            n -= discard;
+            ns_seq_truncate(c, 0, n_keep);
+            assert_int_equal(ns_decode(c, 0, cache + n_keep, n - n_keep, false, err, sizeof err), 0);
+            (*shifts)++;
+        } else {
+            assert_int_equal(ns_decode(c, 0, &tok, 1, false, err, sizeof err), 0);
+        }
+    }
+    free(cache);
+    ns_context_free(c);
+}
+
+static void test_context_shift(void **state) {
+    (void)state;
+    ns_events *ev = ns_events_new();
+    ns_runtime_config cfg = base_config(ev);
+    ns_runtime *rt = new_runtime(&cfg);
+    ns_load_opts o = {.n_ctx = 48};
+    ns_loaded *lm = acquire(rt, stories_path, &o);
+    toks p = tokenize("Once upon a time, there was a little girl");
+    /* without a shift the context ends the job */
+    ns_gen_params g = greedy(&p, 100);
+    result got, want;
+    ns_job *j = submit(lm, &g);
+    assert_int_equal(drain(j, &got), 0);
+    ns_job_free(j);
+    assert_int_equal(got.stats.finish, NS_FINISH_CONTEXT);
+    /* with one it goes on, keeping the prompt's first 4 tokens */
+    g.context_shift = true;
+    g.n_keep = 4;
+    j = submit(lm, &g);
+    assert_int_equal(drain(j, &got), 0);
+    ns_job_free(j);
+    int shifts;
+    reference_shift(&p, 100, 48, 4, &want, &shifts);
+    assert_true(shifts >= 2);
+    assert_int_equal(got.stats.finish, want.n_tokens == 100 ? NS_FINISH_LENGTH : NS_FINISH_STOP);
+    assert_int_equal(got.stats.n_shifts, shifts);
+    assert_int_equal(got.n_tokens, want.n_tokens);
+    assert_memory_equal(got.tokens, want.tokens, sizeof(int32_t) * (size_t)want.n_tokens);
+    ns_event evs[NS_EVENTS_RING];
+    int n = ns_events_recent(ev, 0, evs, NS_EVENTS_RING), seen = 0;
+    for (int i = 0; i < n; i++)
+        if (evs[i].kind == NS_EV_CONTEXT_SHIFTED) {
+            seen++;
+            assert_non_null(strstr(evs[i].detail, "\"n_keep\":4"));
+        }
+    assert_int_equal(seen, shifts);
+    free(p.ids);
+    ns_runtime_release(rt, lm, NS_KEEP_ALIVE_DEFAULT);
+    ns_runtime_free(rt, 0);
+    ns_events_free(ev);
+}
+
+/* Runs g to its end and returns its context (prompt + generated), malloc'd. */
+static int32_t *run_for_context(ns_loaded *lm, const ns_gen_params *g, int *n, result *res) {
+    ns_job *j = submit(lm, g);
+    memset(res, 0, sizeof *res);
+    int32_t *ctx = NULL;
+    for (;;) {
+        ns_job_event ev;
+        assert_int_equal(ns_job_next(j, &ev, WAIT_MS), 1);
+        if (ev.kind == NS_JOB_DONE) {
+            res->stats = ev.stats;
+            ctx = ev.stats.context;
+            *n = ev.stats.n_context;
+            res->stats.context = NULL;
+            ev.stats.context = NULL;
+            ns_job_event_clear(&ev);
+            break;
+        }
+        result_add(res, &ev);
+        ns_job_event_clear(&ev);
+    }
+    ns_job_free(j);
+    return ctx;
+}
+
+/* A session keeps its slot while other requests come and go, and its KV
+ * moves out (export) and into another session's slot (import). */
+static void test_session_slots_and_kv(void **state) {
+    (void)state;
+    ns_runtime_config cfg = base_config(NULL);
+    cfg.num_parallel = 2;
+    ns_runtime *rt = new_runtime(&cfg);
+    ns_loaded *lm = acquire(rt, stories_path, NULL);
+    assert_string_equal(ns_loaded_kv_fingerprint(lm), "llama layers=5 kv_dim=32 kv=f16");
+    toks p = tokenize("Once upon a time");
+    ns_gen_params g = greedy(&p, 12);
+    g.session = "s1";
+    result res;
+    int n_t;
+    int32_t *t = run_for_context(lm, &g, &n_t, &res);
+    assert_int_equal(n_t, p.n + 12);
+    /* two other prompts, one after the other: they take the untagged slot */
+    toks other = tokenize("The dog barked");
+    for (int k = 0; k < 2; k++) {
+        ns_gen_params go = greedy(&other, 8);
+        int n_o;
+        free(run_for_context(lm, &go, &n_o, &res));
+    }
+    /* the session's next turn finds its tokens (all but the last, which
+     * was never evaluated) */
+    toks q = {t, n_t};
+    g = greedy(&q, 8);
+    g.session = "s1";
+    result want, got;
+    reference(&q, 8, 512, &want);
+    int n_u;
+    int32_t *u = run_for_context(lm, &g, &n_u, &got);
+    assert_int_equal(got.stats.n_prompt_cached, n_t - 1);
+    assert_same_output(&want, &got);
+
+    /* export s1's tokens, import them as s2, continue s2: nothing recomputed */
+    char err[256];
+    void *kv = NULL;
+    size_t kv_bytes = 0;
+    assert_int_equal(ns_session_kv_export(lm, "s1", u, n_u, &kv, &kv_bytes, err, sizeof err), 0);
+    assert_true(kv_bytes > (size_t)n_u * 5 * 32 * 2 * 2);
+    assert_int_equal(ns_session_kv_import(lm, "s2", u, n_u, kv, kv_bytes, err, sizeof err), 0);
+    toks r2 = {u, n_u};
+    g = greedy(&r2, 8);
+    g.session = "s2";
+    reference(&r2, 8, 512, &want);
+    int n_v;
+    free(run_for_context(lm, &g, &n_v, &got));
+    assert_int_equal(got.stats.n_prompt_cached, n_u - 1);
+    assert_same_output(&want, &got);
+    /* an image that does not match what it claims is refused */
+    assert_int_equal(ns_session_kv_import(lm, "s3", u, n_u - 1, kv, kv_bytes, err, sizeof err), 400);
+    assert_non_null(strstr(err, "holds"));
+    assert_int_equal(ns_session_kv_import(lm, "s3", u, n_u, kv, kv_bytes / 2, err, sizeof err), 400);
+    ns_runtime_session_forget(rt, "s1");
+    ns_runtime_session_forget(rt, "s2");
+    free(kv);
+    free(t);
+    free(u);
+    free(p.ids);
+    free(other.ids);
+    ns_runtime_release(rt, lm, NS_KEEP_ALIVE_DEFAULT);
+    ns_runtime_free(rt, 0);
+}
+
 static void test_cancel_mid_generation(void **state) {
     (void)state;
     ns_runtime_config cfg = base_config(NULL);
@@ -865,6 +1061,9 @@ int main(void) {
         cmocka_unit_test(test_greedy_equals_engine),
         cmocka_unit_test(test_eight_jobs_on_four_slots),
         cmocka_unit_test(test_prefix_reuse),
+        cmocka_unit_test(test_batched_different_prompts),
+        cmocka_unit_test(test_context_shift),
+        cmocka_unit_test(test_session_slots_and_kv),
         cmocka_unit_test(test_cancel_mid_generation),
         cmocka_unit_test(test_free_before_start_and_queue_full),
         cmocka_unit_test(test_bad_requests),
