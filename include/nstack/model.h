@@ -99,6 +99,10 @@ const float *ns_context_batch_logits(const ns_context *c, int item);
 int ns_seq_len(const ns_context *c, int seq);
 void ns_seq_truncate(ns_context *c, int seq, int n_keep);
 
+/* Makes sequence dst hold the first n tokens of sequence src (a shared
+ * prompt prefix is computed once). 0, or -1 for bad arguments. */
+int ns_seq_copy(ns_context *c, int src, int dst, int n);
+
 /* A sequence's state (the keys and values of its tokens) as bytes, for
  * snapshots and moving a conversation between slots. The image starts with
  * a header (layers, KV width, element type, length) that ns_seq_state_load

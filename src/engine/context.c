@@ -442,6 +442,12 @@ const float *ns_context_batch_logits(const ns_context *c, int item) {
     return c->logits + (size_t)item * c->m->hp.n_vocab;
 }
 
+int ns_seq_copy(ns_context *c, int src, int dst, int n) {
+    if (src < 0 || src >= c->kv.n_seq || dst < 0 || dst >= c->kv.n_seq || n < 0 || n > c->kv.len[src]) return -1;
+    ns_kv_seq_copy(&c->kv, src, dst, n);
+    return 0;
+}
+
 size_t ns_seq_state_size(const ns_context *c, int seq) { return ns_kv_seq_image_size(&c->kv, seq); }
 
 int ns_seq_state_save(const ns_context *c, int seq, void *buf, size_t size) {

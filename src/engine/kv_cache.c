@@ -57,6 +57,16 @@ void ns_kv_load(const ns_kv_cache *kv, const uint8_t *row, float *dst, int n) {
  *   "NSKV", version, n_layer, kv_dim, element type, length,
  *   then per layer: K rows [length][kv_dim], V rows [length][kv_dim]. */
 enum { IMAGE_VERSION = 1, HEADER_WORDS = 6 };
+void ns_kv_seq_copy(ns_kv_cache *kv, int src, int dst, int n) {
+    if (src == dst) return;
+    size_t run = (size_t)n * kv->kv_dim * kv->elt_size;
+    for (int l = 0; l < kv->n_layer; l++) {
+        memcpy(ns_kv_k_row(kv, dst, l, 0), ns_kv_k_row(kv, src, l, 0), run);
+        memcpy(ns_kv_v_row(kv, dst, l, 0), ns_kv_v_row(kv, src, l, 0), run);
+    }
+    kv->len[dst] = n;
+}
+
 static const uint32_t IMAGE_MAGIC = 0x564b534eu; /* "NSKV" read as little-endian */
 
 size_t ns_kv_seq_image_size(const ns_kv_cache *kv, int seq) {

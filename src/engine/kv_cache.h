@@ -38,6 +38,9 @@ void ns_kv_store(const ns_kv_cache *kv, uint8_t *row, const float *src);
 /* Reads kv_dim (or n) floats back. */
 void ns_kv_load(const ns_kv_cache *kv, const uint8_t *row, float *dst, int n);
 
+/* Makes dst hold src's first n positions (every layer); n <= len[src]. */
+void ns_kv_seq_copy(ns_kv_cache *kv, int src, int dst, int n);
+
 /* One sequence's rows as a self-describing image (see ns_seq_state_save). */
 size_t ns_kv_seq_image_size(const ns_kv_cache *kv, int seq);
 int ns_kv_seq_save(const ns_kv_cache *kv, int seq, void *buf, size_t size);

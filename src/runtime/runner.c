@@ -12,7 +12,8 @@
  * are checked before every step.
  *
  * A slot keeps its tokens after its job ends, so the next job with the same
- * beginning (a chat's next turn) only evaluates what is new. A job that
+ * beginning (a chat's next turn) only evaluates what is new; a job whose
+ * beginning another slot holds copies that KV instead of recomputing it. A job that
  * names a session prefers the slot that session used last, and other jobs
  * take untagged slots first, so a session's KV survives other traffic while
  * there is room. When a generation fills the context and the job allows it,
@@ -191,6 +192,27 @@ static ns_slot *pick_slot(ns_runner *r, const char *session, const int32_t *toks
     return best;
 }
 
+/* When another slot (busy or not) holds a longer beginning of toks than s
+ * does, copies that prefix's KV into s: a system prompt shared by many
+ * requests is evaluated once. Returns the tokens s now shares with toks. */
+static int borrow_prefix(ns_runner *r, ns_slot *s, const int32_t *toks, int n, int common) {
+    ns_slot *src = NULL;
+    int best = common;
+    for (int i = 0; i < r->n_slots; i++) {
+        ns_slot *o = &r->slots[i];
+        if (o == s) continue;
+        int c = common_prefix(o->cache, o->n_kv, toks, n);
+        if (c > best) {
+            best = c;
+            src = o;
+        }
+    }
+    if (!src || ns_seq_copy(r->ctx, src->seq, s->seq, best) != 0) return common;
+    memcpy(s->cache, toks, sizeof(int32_t) * (size_t)best);
+    s->n_kv = best;
+    return best;
+}
+
 /* Under mu: queued jobs into free slots, in arrival order (a job whose
  * session's slot is busy waits without holding up the others). */
 static void admit(ns_runner *r) {
@@ -212,6 +234,7 @@ static void admit(ns_runner *r) {
         j->state = NS_JOB_TAKEN;
         r->n_queued--;
         r->n_active++;
+        common = borrow_prefix(r, s, j->prompt, j->n_prompt, common);
         /* at least the last prompt token is evaluated again: its logits
          * are where the generation starts */
         int keep = common < j->n_prompt - 1 ? common : j->n_prompt - 1;

@@ -83,6 +83,26 @@ static void test_sequences_are_independent(void **state) {
     free(base);
 }
 
+/* A copied prefix continues exactly as the original would. */
+static void test_seq_copy(void **state) {
+    (void)state;
+    float *base = baseline();
+    ns_context *c = new_ctx(2, 2, 0);
+    char err[256];
+    const int32_t junk[9] = {5, 6, 7, 8, 9, 10, 11, 12, 13};
+    assert_int_equal(ns_decode(c, 1, junk, 9, false, err, sizeof err), 0);
+    assert_int_equal(ns_decode(c, 0, toks, 8, false, err, sizeof err), 0);
+    assert_int_equal(ns_seq_copy(c, 0, 1, 5), 0);
+    assert_int_equal(ns_seq_len(c, 1), 5);
+    assert_int_equal(ns_decode(c, 1, toks + 5, N - 5, false, err, sizeof err), 0);
+    assert_row(base + (size_t)(N - 1) * n_vocab, ns_context_logits(c, -1));
+    assert_int_equal(ns_seq_copy(c, 0, 1, 9), -1); /* longer than the source */
+    assert_int_equal(ns_seq_copy(c, 0, 2, 1), -1);
+    assert_int_equal(ns_seq_len(c, 1), N);
+    ns_context_free(c);
+    free(base);
+}
+
 static void test_state_image_round_trip(void **state) {
     (void)state;
     float *base = baseline();
@@ -172,6 +192,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_truncate_and_redo),
         cmocka_unit_test(test_sequences_are_independent),
+        cmocka_unit_test(test_seq_copy),
         cmocka_unit_test(test_state_image_round_trip),
         cmocka_unit_test(test_batch_and_threads_do_not_change_numbers),
         cmocka_unit_test(test_decode_errors_leave_state_alone),

@@ -555,6 +555,41 @@ static void test_session_slots_and_kv(void **state) {
     ns_runtime_free(rt, 0);
 }
 
+/* A prompt whose beginning a busy slot holds copies that KV. */
+static void test_prefix_from_busy_slot(void **state) {
+    (void)state;
+    ns_runtime_config cfg = base_config(NULL);
+    cfg.num_parallel = 2;
+    ns_runtime *rt = new_runtime(&cfg);
+    ns_loaded *lm = acquire(rt, stories_path, NULL);
+    toks a = tokenize("Once upon a time, there was a little girl named Lily. She liked to play");
+    toks b = tokenize("Once upon a time, there was a little girl named Lily. She had a dog");
+    int common = 0;
+    while (a.ids[common] == b.ids[common]) common++;
+    assert_true(common > 10);
+    ns_runtime_test_pause_at(lm, 1);
+    ns_gen_params ga = greedy(&a, 16);
+    ns_job *ja = submit(lm, &ga);
+    ns_job_event ev;
+    assert_int_equal(ns_job_next(ja, &ev, WAIT_MS), 1); /* a's prompt is in its slot; the runner holds */
+    ns_job_event_clear(&ev);
+    ns_gen_params gb = greedy(&b, 16);
+    ns_job *jb = submit(lm, &gb);
+    ns_runtime_test_pause(lm, false);
+    result got_a, got_b, want;
+    assert_int_equal(drain(jb, &got_b), 0);
+    assert_int_equal(drain(ja, &got_a), 0);
+    assert_int_equal(got_b.stats.n_prompt_cached, common);
+    reference(&b, 16, 512, &want);
+    assert_same_output(&want, &got_b);
+    ns_job_free(ja);
+    ns_job_free(jb);
+    free(a.ids);
+    free(b.ids);
+    ns_runtime_release(rt, lm, NS_KEEP_ALIVE_DEFAULT);
+    ns_runtime_free(rt, 0);
+}
+
 static void test_cancel_mid_generation(void **state) {
     (void)state;
     ns_runtime_config cfg = base_config(NULL);
@@ -1062,6 +1097,7 @@ int main(void) {
         cmocka_unit_test(test_eight_jobs_on_four_slots),
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_batched_different_prompts),
+        cmocka_unit_test(test_prefix_from_busy_slot),
         cmocka_unit_test(test_context_shift),
         cmocka_unit_test(test_session_slots_and_kv),
         cmocka_unit_test(test_cancel_mid_generation),
