@@ -335,6 +335,10 @@ void ns_route_api_ps(ns_server *s, ns_http_req *r) {
         add_time(m, "expires_at", li->expires_at);
         add_i64(m, "size_vram", li->size_vram);
         add_i64(m, "context_length", li->n_ctx);
+        /* ours: the runner's slots and what is in them */
+        add_i64(m, "num_parallel", li->n_parallel);
+        add_i64(m, "active_requests", li->active_jobs);
+        add_i64(m, "queued_requests", li->queued_jobs);
         cJSON_AddItemToArray(models, m);
     }
     free(info);

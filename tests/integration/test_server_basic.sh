@@ -93,6 +93,7 @@ expect_json "load answers the model" .model demo:latest
 expect_status "ps after load" 200 GET /api/ps
 expect_json "ps lists demo" '.models[0].name' demo:latest
 expect_json "ps fields" '.models[0] | (.size > 0) and (.digest | test("^[0-9a-f]{64}$")) and (.details.family == "llama") and has("expires_at") and has("size_vram")' true
+expect_json "ps slots and requests" '.models[0] | (.num_parallel >= 1) and (.active_requests == 0) and (.queued_requests == 0)' true
 expect_status "health counts it" 200 GET /health
 expect_json "health: one model loaded" .models_loaded 1
 expect_status "load an unknown model" 404 POST /api/load '{"model":"no-such-model"}'
