@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #include "gguf.h"
 #include "tokenizer.h"
@@ -110,6 +111,20 @@ int ns_seq_copy(ns_context *c, int src, int dst, int n);
 size_t ns_seq_state_size(const ns_context *c, int seq);
 int ns_seq_state_save(const ns_context *c, int seq, void *buf, size_t size);
 int ns_seq_state_load(ns_context *c, int seq, const void *buf, size_t size, char *err, size_t errlen);
+
+/* The same image without a copy, for file I/O straight from and into the
+ * cache (snapshots at disk speed). ns_seq_state_pieces: the pieces of seq's
+ * image (a header, then per layer a K and a V run inside the cache), valid
+ * until the context next changes; returns the count or -1 (max too small,
+ * bad seq). Loading: ns_seq_state_load_pieces empties seq and returns the
+ * pieces an image of n_tokens tokens must be read into (header included);
+ * then ns_seq_state_load_commit checks the header that was read and makes
+ * seq hold the tokens (on failure seq stays empty). Both pieces calls need
+ * room for 1 + 2 * n_layer pieces. */
+int ns_seq_state_pieces(ns_context *c, int seq, struct iovec *out, int max);
+int ns_seq_state_load_pieces(ns_context *c, int seq, int n_tokens, struct iovec *out, int max, char *err,
+                             size_t errlen);
+int ns_seq_state_load_commit(ns_context *c, int seq, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,8 @@ struct ns_context {
     int logits_first;      /* batch index of logits row 0 */
     int last_n;            /* tokens in the last ns_decode call */
     int n_batch_out;       /* logits rows of the last ns_decode_batch call */
+    uint32_t state_header[6]; /* the header piece of ns_seq_state_pieces */
+    int load_seq, load_len;   /* ns_seq_state_load_pieces awaiting its commit */
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -121,6 +123,7 @@ ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *
     c->scratch = malloc(ns_matmul_scratch_size(widest_in, c->n_batch));
     c->logits_cap = (size_t)hp->n_vocab;
     c->logits = alloc_f(c->logits_cap);
+    c->load_len = -1;
     c->tok_seq = malloc(sizeof(int) * nb);
     c->tok_pos = malloc(sizeof(int) * nb);
     c->out_rows = malloc(sizeof(int) * nb);
@@ -452,6 +455,36 @@ size_t ns_seq_state_size(const ns_context *c, int seq) { return ns_kv_seq_image_
 
 int ns_seq_state_save(const ns_context *c, int seq, void *buf, size_t size) {
     return ns_kv_seq_save(&c->kv, seq, buf, size);
+}
+
+int ns_seq_state_pieces(ns_context *c, int seq, struct iovec *out, int max) {
+    if (seq < 0 || seq >= c->kv.n_seq) return -1;
+    return ns_kv_seq_pieces(&c->kv, seq, c->kv.len[seq], c->state_header, out, max);
+}
+
+int ns_seq_state_load_pieces(ns_context *c, int seq, int n_tokens, struct iovec *out, int max, char *err,
+                             size_t errlen) {
+    if (seq < 0 || seq >= c->kv.n_seq) return fail(err, errlen, "sequence %d does not exist", seq);
+    if (n_tokens < 0 || n_tokens > c->n_ctx)
+        return fail(err, errlen, "state holds %d tokens, the context only %d", n_tokens, c->n_ctx);
+    int n = ns_kv_seq_pieces(&c->kv, seq, n_tokens, c->state_header, out, max);
+    if (n < 0) return fail(err, errlen, "room for %d pieces is too little", max);
+    c->kv.len[seq] = 0; /* its rows are about to be overwritten */
+    c->load_seq = seq;
+    c->load_len = n_tokens;
+    return n;
+}
+
+int ns_seq_state_load_commit(ns_context *c, int seq, char *err, size_t errlen) {
+    if (seq != c->load_seq || c->load_len < 0) return fail(err, errlen, "no state load is pending for sequence %d", seq);
+    int len = c->load_len;
+    c->load_len = -1;
+    /* the header the caller read must describe exactly what was asked */
+    if (ns_kv_check_header(&c->kv, c->state_header, err, errlen) != 0) return -1;
+    if (c->state_header[5] != (uint32_t)len)
+        return fail(err, errlen, "state image holds %u tokens, expected %d", c->state_header[5], len);
+    c->kv.len[seq] = len;
+    return 0;
 }
 
 int ns_seq_state_load(ns_context *c, int seq, const void *buf, size_t size, char *err, size_t errlen) {

@@ -53,10 +53,6 @@ void ns_kv_load(const ns_kv_cache *kv, const uint8_t *row, float *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = ns_fp16_to_fp32(h[i]);
 }
 
-/* Image layout, little-endian u32 header then raw rows:
- *   "NSKV", version, n_layer, kv_dim, element type, length,
- *   then per layer: K rows [length][kv_dim], V rows [length][kv_dim]. */
-enum { IMAGE_VERSION = 1, HEADER_WORDS = 6 };
 void ns_kv_seq_copy(ns_kv_cache *kv, int src, int dst, int n) {
     if (src == dst) return;
     size_t run = (size_t)n * kv->kv_dim * kv->elt_size;
@@ -67,6 +63,10 @@ void ns_kv_seq_copy(ns_kv_cache *kv, int src, int dst, int n) {
     kv->len[dst] = n;
 }
 
+/* Image layout, little-endian u32 header then raw rows:
+ *   "NSKV", version, n_layer, kv_dim, element type, length,
+ *   then per layer: K rows [length][kv_dim], V rows [length][kv_dim]. */
+enum { IMAGE_VERSION = 1, HEADER_WORDS = 6 };
 static const uint32_t IMAGE_MAGIC = 0x564b534eu; /* "NSKV" read as little-endian */
 
 size_t ns_kv_seq_image_size(const ns_kv_cache *kv, int seq) {
@@ -93,17 +93,24 @@ int ns_kv_seq_save(const ns_kv_cache *kv, int seq, void *buf, size_t size) {
     return 0;
 }
 
-int ns_kv_seq_load(ns_kv_cache *kv, int seq, const void *buf, size_t size, char *err, size_t errlen) {
-    uint32_t h[HEADER_WORDS];
-    if (seq < 0 || seq >= kv->n_seq) {
-        snprintf(err, errlen, "sequence %d does not exist", seq);
-        return -1;
+int ns_kv_seq_pieces(const ns_kv_cache *kv, int seq, int n_tokens, uint32_t *header, struct iovec *out, int max) {
+    if (seq < 0 || seq >= kv->n_seq || n_tokens < 0 || n_tokens > kv->n_ctx || max < 1 + 2 * kv->n_layer) return -1;
+    header[0] = IMAGE_MAGIC;
+    header[1] = IMAGE_VERSION;
+    header[2] = (uint32_t)kv->n_layer;
+    header[3] = (uint32_t)kv->kv_dim;
+    header[4] = (uint32_t)kv->type;
+    header[5] = (uint32_t)n_tokens;
+    out[0] = (struct iovec){header, HEADER_WORDS * sizeof(uint32_t)};
+    size_t run = (size_t)n_tokens * kv->kv_dim * kv->elt_size;
+    for (int l = 0; l < kv->n_layer; l++) {
+        out[1 + 2 * l] = (struct iovec){ns_kv_k_row(kv, seq, l, 0), run};
+        out[2 + 2 * l] = (struct iovec){ns_kv_v_row(kv, seq, l, 0), run};
     }
-    if (size < sizeof h) {
-        snprintf(err, errlen, "state image too short (%zu bytes)", size);
-        return -1;
-    }
-    memcpy(h, buf, sizeof h);
+    return 1 + 2 * kv->n_layer;
+}
+
+int ns_kv_check_header(const ns_kv_cache *kv, const uint32_t *h, char *err, size_t errlen) {
     if (h[0] != IMAGE_MAGIC || h[1] != IMAGE_VERSION) {
         snprintf(err, errlen, "not a KV state image of version %d", IMAGE_VERSION);
         return -1;
@@ -117,6 +124,21 @@ int ns_kv_seq_load(ns_kv_cache *kv, int seq, const void *buf, size_t size, char 
         snprintf(err, errlen, "state holds %u tokens, the context only %d", h[5], kv->n_ctx);
         return -1;
     }
+    return 0;
+}
+
+int ns_kv_seq_load(ns_kv_cache *kv, int seq, const void *buf, size_t size, char *err, size_t errlen) {
+    uint32_t h[HEADER_WORDS];
+    if (seq < 0 || seq >= kv->n_seq) {
+        snprintf(err, errlen, "sequence %d does not exist", seq);
+        return -1;
+    }
+    if (size < sizeof h) {
+        snprintf(err, errlen, "state image too short (%zu bytes)", size);
+        return -1;
+    }
+    memcpy(h, buf, sizeof h);
+    if (ns_kv_check_header(kv, h, err, errlen) != 0) return -1;
     size_t run = (size_t)h[5] * kv->kv_dim * kv->elt_size;
     if (size != sizeof h + run * 2 * kv->n_layer) {
         snprintf(err, errlen, "state image is %zu bytes, expected %zu", size, sizeof h + run * 2 * kv->n_layer);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "nstack/model.h"
 #include "types.h"
@@ -44,6 +45,12 @@ void ns_kv_seq_copy(ns_kv_cache *kv, int src, int dst, int n);
 /* One sequence's rows as a self-describing image (see ns_seq_state_save). */
 size_t ns_kv_seq_image_size(const ns_kv_cache *kv, int seq);
 int ns_kv_seq_save(const ns_kv_cache *kv, int seq, void *buf, size_t size);
+/* The image of seq's first n_tokens as pieces: the header (written into
+ * header[6]) then per layer the K run and the V run, pointing into the
+ * cache. Returns the count (1 + 2 * n_layer), or -1. */
+int ns_kv_seq_pieces(const ns_kv_cache *kv, int seq, int n_tokens, uint32_t *header, struct iovec *out, int max);
+/* An image header (6 words) that fits this cache: 0, or -1 with err. */
+int ns_kv_check_header(const ns_kv_cache *kv, const uint32_t *header, char *err, size_t errlen);
 /* Returns 0, or -1 with a reason in err when the image does not fit this cache. */
 int ns_kv_seq_load(ns_kv_cache *kv, int seq, const void *buf, size_t size, char *err, size_t errlen);
 

@@ -828,6 +828,24 @@ int ns_session_kv_import(ns_loaded *lm, const char *session, const int32_t *toke
     return ns_runner_kv_import(lm->runner, session, tokens, n_tokens, kv, kv_bytes, err, errlen);
 }
 
+int ns_session_kv_save_with(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                            void *arg, char *err, size_t errlen) {
+    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens) || !io) {
+        set_err(err, errlen, "bad session save arguments");
+        return 400;
+    }
+    return ns_runner_kv_save_with(lm->runner, session, tokens, n_tokens, io, arg, err, errlen);
+}
+
+int ns_session_kv_load_with(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                            void *arg, char *err, size_t errlen) {
+    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens) || !io) {
+        set_err(err, errlen, "bad session load arguments");
+        return 400;
+    }
+    return ns_runner_kv_load_with(lm->runner, session, tokens, n_tokens, io, arg, err, errlen);
+}
+
 void ns_runtime_session_forget(ns_runtime *rt, const char *session) {
     if (!session) return;
     pthread_mutex_lock(&rt->mu);

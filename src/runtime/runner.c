@@ -56,6 +56,8 @@ typedef struct kv_op {
     int n_tokens;
     const void *kv_in;
     size_t kv_in_bytes;
+    ns_kv_io_fn io;      /* the zero-copy variants: pieces instead of kv_in / kv_out */
+    void *io_arg;
     void *kv_out;
     size_t kv_out_bytes;
     int status;          /* 0 or an HTTP-like status */
@@ -79,6 +81,7 @@ struct ns_runner {
 
     ns_slot *slots;
     int n_slots;
+    int n_pieces;         /* of a state image: 1 + 2 * layers */
     int rr;               /* the slot that goes first in the next step */
     uint64_t clock;
     float *work;          /* logits masked by a JSON constraint */
@@ -482,6 +485,22 @@ static int eval_into(ns_runner *r, ns_slot *s, const int32_t *tokens, int from, 
     return 0;
 }
 
+/* Reads an image straight into the slot's rows through op->io. */
+static int load_pieces(ns_runner *r, ns_slot *s, kv_op *op) {
+    struct iovec *pc = malloc(sizeof *pc * (size_t)r->n_pieces);
+    if (!pc) {
+        snprintf(op->err, sizeof op->err, "out of memory");
+        return 500;
+    }
+    int st = 0;
+    int n = ns_seq_state_load_pieces(r->ctx, s->seq, op->n_tokens, pc, r->n_pieces, op->err, sizeof op->err);
+    if (n < 0) st = 400;
+    else if ((st = op->io(op->io_arg, pc, n, op->err, sizeof op->err)) != 0) ns_seq_truncate(r->ctx, s->seq, 0);
+    else if (ns_seq_state_load_commit(r->ctx, s->seq, op->err, sizeof op->err) != 0) st = 400;
+    free(pc);
+    return st;
+}
+
 static void run_op(ns_runner *r, kv_op *op) {
     if (op->n_tokens > r->n_ctx) {
         op->status = 400;
@@ -504,7 +523,9 @@ static void run_op(ns_runner *r, kv_op *op) {
     if (op->import) {
         s->tag[0] = 0;
         s->n_kv = s->n_cache = 0;
-        if (ns_seq_state_load(r->ctx, s->seq, op->kv_in, op->kv_in_bytes, op->err, sizeof op->err) != 0) {
+        if (op->io) {
+            if ((op->status = load_pieces(r, s, op)) != 0) return;
+        } else if (ns_seq_state_load(r->ctx, s->seq, op->kv_in, op->kv_in_bytes, op->err, sizeof op->err) != 0) {
             ns_seq_truncate(r->ctx, s->seq, 0);
             op->status = 400;
             return;
@@ -527,6 +548,18 @@ static void run_op(ns_runner *r, kv_op *op) {
         if (op->status) return;
     }
     snprintf(s->tag, sizeof s->tag, "%s", op->session);
+    if (op->io) {
+        struct iovec *pc = malloc(sizeof *pc * (size_t)r->n_pieces);
+        int n = pc ? ns_seq_state_pieces(r->ctx, s->seq, pc, r->n_pieces) : -1;
+        if (n < 0) {
+            op->status = 500;
+            snprintf(op->err, sizeof op->err, "cannot list the KV of session '%s'", op->session);
+        } else {
+            op->status = op->io(op->io_arg, pc, n, op->err, sizeof op->err);
+        }
+        free(pc);
+        return;
+    }
     size_t need = ns_seq_state_size(r->ctx, s->seq);
     op->kv_out = malloc(need);
     if (!op->kv_out) {
@@ -596,6 +629,22 @@ int ns_runner_kv_import(ns_runner *r, const char *session, const int32_t *tokens
                         size_t kv_bytes, char *err, size_t errlen) {
     kv_op op = {.import = true, .session = session, .tokens = tokens, .n_tokens = n_tokens, .kv_in = kv,
                 .kv_in_bytes = kv_bytes};
+    int st = submit_op(r, &op);
+    if (st) snprintf(err, errlen, "%s", op.err);
+    return st;
+}
+
+int ns_runner_kv_save_with(ns_runner *r, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                           void *arg, char *err, size_t errlen) {
+    kv_op op = {.session = session, .tokens = tokens, .n_tokens = n_tokens, .io = io, .io_arg = arg};
+    int st = submit_op(r, &op);
+    if (st) snprintf(err, errlen, "%s", op.err);
+    return st;
+}
+
+int ns_runner_kv_load_with(ns_runner *r, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                           void *arg, char *err, size_t errlen) {
+    kv_op op = {.import = true, .session = session, .tokens = tokens, .n_tokens = n_tokens, .io = io, .io_arg = arg};
     int st = submit_op(r, &op);
     if (st) snprintf(err, errlen, "%s", op.err);
     return st;
@@ -712,6 +761,7 @@ ns_runner *ns_runner_start(ns_loaded *lm, char *err, size_t errlen) {
     r->timeout_ns = ns_lm_request_timeout(lm);
     r->max_queue = lm->rt->cfg.max_queue;
     r->n_slots = lm->n_parallel;
+    r->n_pieces = 1 + 2 * ns_model_hparams(lm->model)->n_layer;
     r->slots = calloc((size_t)r->n_slots, sizeof *r->slots);
     r->work = malloc(sizeof(float) * (size_t)r->n_vocab);
     r->items = malloc(sizeof *r->items * (size_t)r->n_slots);

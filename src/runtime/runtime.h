@@ -225,6 +225,18 @@ int ns_session_kv_export(ns_loaded *lm, const char *session, const int32_t *toke
  * status with err (400 an image that does not fit this model, 503 no free slot). */
 int ns_session_kv_import(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, const void *kv,
                          size_t kv_bytes, char *err, size_t errlen);
+/* The same without a copy of the image: io runs on the runner thread with
+ * the image's pieces (ns_seq_state_pieces: a header, then K and V runs
+ * inside the cache). Saving, io reads them (writes them to a file); loading,
+ * io fills them (reads a file into them), after which the header is checked.
+ * io returns 0, or an HTTP-like status with err. The runner does no other
+ * work while io runs. */
+typedef int (*ns_kv_io_fn)(void *arg, const struct iovec *pieces, int n_pieces, char *err, size_t errlen);
+int ns_session_kv_save_with(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                            void *arg, char *err, size_t errlen);
+int ns_session_kv_load_with(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                            void *arg, char *err, size_t errlen);
+
 /* Drops the tag in every loaded model (a deleted or cleared session): its
  * slot is free for anyone. */
 void ns_runtime_session_forget(ns_runtime *rt, const char *session);

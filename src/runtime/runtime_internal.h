@@ -151,6 +151,10 @@ int ns_runner_kv_export(ns_runner *r, const char *session, const int32_t *tokens
                         size_t *kv_bytes, char *err, size_t errlen);
 int ns_runner_kv_import(ns_runner *r, const char *session, const int32_t *tokens, int n_tokens, const void *kv,
                         size_t kv_bytes, char *err, size_t errlen);
+int ns_runner_kv_save_with(ns_runner *r, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                           void *arg, char *err, size_t errlen);
+int ns_runner_kv_load_with(ns_runner *r, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
+                           void *arg, char *err, size_t errlen);
 void ns_runner_forget(ns_runner *r, const char *session);
 
 /* Tests only: hold the runner before its next unit of work (no admission,

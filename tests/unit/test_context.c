@@ -144,6 +144,58 @@ static void test_state_image_round_trip(void **state) {
     free(base);
 }
 
+/* The image as pieces is the image; reading pieces back restores it. */
+static void test_state_pieces(void **state) {
+    (void)state;
+    float *base = baseline();
+    ns_context *c = new_ctx(2, 2, 0);
+    char err[256];
+    assert_int_equal(ns_decode(c, 0, toks, 6, false, err, sizeof err), 0);
+    size_t size = ns_seq_state_size(c, 0);
+    uint8_t *img = malloc(size), *cat = malloc(size);
+    assert_int_equal(ns_seq_state_save(c, 0, img, size), 0);
+    struct iovec pc[64];
+    assert_int_equal(ns_seq_state_pieces(c, 0, pc, 3), -1);
+    int n = ns_seq_state_pieces(c, 0, pc, 64);
+    assert_true(n > 1);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        assert_true(at + pc[i].iov_len <= size);
+        memcpy(cat + at, pc[i].iov_base, pc[i].iov_len);
+        at += pc[i].iov_len;
+    }
+    assert_int_equal(at, size);
+    assert_memory_equal(cat, img, size);
+
+    /* read into sequence 1's pieces, commit, continue exactly */
+    assert_int_equal(ns_decode(c, 1, toks, 3, false, err, sizeof err), 0);
+    n = ns_seq_state_load_pieces(c, 1, 6, pc, 64, err, sizeof err);
+    assert_true(n > 1);
+    assert_int_equal(ns_seq_len(c, 1), 0);
+    at = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(pc[i].iov_base, img + at, pc[i].iov_len);
+        at += pc[i].iov_len;
+    }
+    assert_int_equal(ns_seq_state_load_commit(c, 1, err, sizeof err), 0);
+    assert_int_equal(ns_seq_len(c, 1), 6);
+    assert_int_equal(ns_decode(c, 1, toks + 6, N - 6, false, err, sizeof err), 0);
+    assert_row(base + (size_t)(N - 1) * n_vocab, ns_context_logits(c, -1));
+
+    /* a header that does not match what was asked: refused, sequence empty */
+    n = ns_seq_state_load_pieces(c, 1, 5, pc, 64, err, sizeof err);
+    memcpy(pc[0].iov_base, img, pc[0].iov_len); /* says 6 tokens */
+    assert_int_equal(ns_seq_state_load_commit(c, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "expected 5"));
+    assert_int_equal(ns_seq_len(c, 1), 0);
+    assert_int_equal(ns_seq_state_load_commit(c, 1, err, sizeof err), -1); /* nothing pending */
+    assert_int_equal(ns_seq_state_load_pieces(c, 1, 65, pc, 64, err, sizeof err), -1);
+    free(img);
+    free(cat);
+    ns_context_free(c);
+    free(base);
+}
+
 static void test_batch_and_threads_do_not_change_numbers(void **state) {
     (void)state;
     float *base = baseline();
@@ -194,6 +246,7 @@ int main(void) {
         cmocka_unit_test(test_sequences_are_independent),
         cmocka_unit_test(test_seq_copy),
         cmocka_unit_test(test_state_image_round_trip),
+        cmocka_unit_test(test_state_pieces),
         cmocka_unit_test(test_batch_and_threads_do_not_change_numbers),
         cmocka_unit_test(test_decode_errors_leave_state_alone),
     };

@@ -490,6 +490,42 @@ static int32_t *run_for_context(ns_loaded *lm, const ns_gen_params *g, int *n, r
     return ctx;
 }
 
+typedef struct {
+    uint8_t *img;
+    size_t size, at;
+} pieces_buf;
+
+static int check_pieces(void *arg, const struct iovec *pc, int n, char *err, size_t errlen) {
+    pieces_buf *b = arg;
+    for (int i = 0; i < n; i++) {
+        if (b->at + pc[i].iov_len > b->size || memcmp(b->img + b->at, pc[i].iov_base, pc[i].iov_len) != 0) {
+            snprintf(err, errlen, "piece %d differs", i);
+            return 500;
+        }
+        b->at += pc[i].iov_len;
+    }
+    return 0;
+}
+
+static int fill_pieces(void *arg, const struct iovec *pc, int n, char *err, size_t errlen) {
+    pieces_buf *b = arg;
+    (void)err;
+    (void)errlen;
+    for (int i = 0; i < n; i++) {
+        memcpy(pc[i].iov_base, b->img + b->at, pc[i].iov_len);
+        b->at += pc[i].iov_len;
+    }
+    return 0;
+}
+
+static int failing_io(void *arg, const struct iovec *pc, int n, char *err, size_t errlen) {
+    (void)arg;
+    (void)pc;
+    (void)n;
+    snprintf(err, errlen, "disk full");
+    return 507;
+}
+
 /* A session keeps its slot while other requests come and go, and its KV
  * moves out (export) and into another session's slot (import). */
 static void test_session_slots_and_kv(void **state) {
@@ -544,6 +580,21 @@ static void test_session_slots_and_kv(void **state) {
     assert_int_equal(ns_session_kv_import(lm, "s3", u, n_u - 1, kv, kv_bytes, err, sizeof err), 400);
     assert_non_null(strstr(err, "holds"));
     assert_int_equal(ns_session_kv_import(lm, "s3", u, n_u, kv, kv_bytes / 2, err, sizeof err), 400);
+    /* the same through pieces: what io sees is the image, and filling
+     * another slot's pieces from it restores it */
+    pieces_buf pb = {kv, kv_bytes, 0};
+    assert_int_equal(ns_session_kv_save_with(lm, "s2", u, n_u, check_pieces, &pb, err, sizeof err), 0);
+    assert_int_equal(pb.at, kv_bytes);
+    pb.at = 0;
+    assert_int_equal(ns_session_kv_load_with(lm, "s4", u, n_u, fill_pieces, &pb, err, sizeof err), 0);
+    assert_int_equal(pb.at, kv_bytes);
+    g.session = "s4";
+    free(run_for_context(lm, &g, &n_v, &got));
+    assert_int_equal(got.stats.n_prompt_cached, n_u - 1);
+    assert_same_output(&want, &got);
+    /* an io failure is the caller's status, and the slot is left empty */
+    assert_int_equal(ns_session_kv_load_with(lm, "s5", u, n_u, failing_io, NULL, err, sizeof err), 507);
+    assert_string_equal(err, "disk full");
     ns_runtime_session_forget(rt, "s1");
     ns_runtime_session_forget(rt, "s2");
     free(kv);
