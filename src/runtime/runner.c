@@ -269,6 +269,12 @@ static void end_slot(ns_runner *r, ns_slot *s, ns_finish finish, const char *err
     }
     if (s->announce) announce(r, j);
     report_end(r, j, finish, error);
+    if (j->n_shifts > 0 && s->n_cache <= j->n_toks) {
+        /* after a shift the context is what the model kept, so a next turn
+         * built on it finds all of it in this slot */
+        memcpy(j->toks, s->cache, sizeof(int32_t) * (size_t)s->n_cache);
+        j->n_toks = s->n_cache;
+    }
     pthread_mutex_lock(&r->mu);
     s->job = NULL;
     r->n_active--;
@@ -370,6 +376,7 @@ static bool next_token(ns_runner *r, ns_slot *s) {
     }
     j->prev_bos = false;
     ns_job_toks_push(j, tok);
+    s->cache[s->n_cache++] = tok; /* room: the cache holds n_ctx + 1; evaluated in this step */
     test_pause_point(r, j);
     ns_job_push_token(j, tok, out, n_out, lp, n_lp > 0 ? n_lp : 0);
     free(heap);
@@ -382,16 +389,13 @@ static bool next_token(ns_runner *r, ns_slot *s) {
         end_slot(r, s, NS_FINISH_LENGTH, NULL);
         return false;
     }
-    if (s->n_cache >= r->n_ctx) {
+    if (s->n_cache > r->n_ctx) {
         if (!j->context_shift || r->n_ctx < 4) {
             end_slot(r, s, NS_FINISH_CONTEXT, NULL);
             return false;
         }
-        s->cache[s->n_cache++] = tok; /* room: the cache holds n_ctx + 1 */
         context_shift(r, s);
-        return true;
     }
-    s->cache[s->n_cache++] = tok;
     return true;
 }
 

@@ -164,7 +164,8 @@ typedef struct {
     int64_t prompt_eval_ns;  /* admitted -> first token sampled */
     int64_t eval_ns;         /* first token sampled -> done */
     int64_t total_ns;        /* submit -> done */
-    int32_t *context;        /* prompt + generated tokens (malloc'd), for /api/generate's context */
+    int32_t *context;        /* prompt + generated tokens (malloc'd), for /api/generate's context;
+                              * after a context shift, the tokens the slot kept */
     int n_context;
     char error[256];
 } ns_job_stats;

@@ -388,84 +388,6 @@ static void test_batched_different_prompts(void **state) {
     ns_runtime_free(rt, 0);
 }
 
-/* The reference for a context shift: what the runner promises, done with
- * the engine alone (keep n_keep, drop half of the rest, re-evaluate). */
-static void reference_shift(const toks *p, int n_predict, int n_ctx, int n_keep, result *r, int *shifts) {
-    memset(r, 0, sizeof *r);
-    *shifts = 0;
-    char err[256];
-    ns_context_params cp = {.n_ctx = n_ctx, .n_seq = 1, .n_threads = 1};
-    ns_context *c = ns_context_new(ref_model, &cp, err, sizeof err);
-    assert_non_null(c);
-    const ns_vocab *v = ns_model_vocab(ref_model);
-    const int n_vocab = ns_model_hparams(ref_model)->n_vocab;
-    int32_t *cache = malloc(sizeof(int32_t) * (size_t)(n_ctx + 1));
-    memcpy(cache, p->ids, sizeof(int32_t) * (size_t)p->n);
-    int n = p->n;
-    assert_int_equal(ns_decode(c, 0, cache, n, false, err, sizeof err), 0);
-    for (int i = 0; i < n_predict; i++) {
-        int32_t tok = ns_argmax(ns_context_logits(c, -1), n_vocab);
-        if (ns_vocab_is_eog(v, tok)) break;
-        r->tokens[r->n_tokens++] = tok;
-        cache[n++] = tok;
-        if (i + 1 == n_predict) break;
-        if (n > n_ctx) {
-            int discard = (n - 1 - n_keep) / 2;
-            memmove(cache + n_keep, cache + n_keep + discard, sizeof(int32_t) * (size_t)(n - n_keep - discard));
-            n -= discard;
-            ns_seq_truncate(c, 0, n_keep);
-            assert_int_equal(ns_decode(c, 0, cache + n_keep, n - n_keep, false, err, sizeof err), 0);
-            (*shifts)++;
-        } else {
-            assert_int_equal(ns_decode(c, 0, &tok, 1, false, err, sizeof err), 0);
-        }
-    }
-    free(cache);
-    ns_context_free(c);
-}
-
-static void test_context_shift(void **state) {
-    (void)state;
-    ns_events *ev = ns_events_new();
-    ns_runtime_config cfg = base_config(ev);
-    ns_runtime *rt = new_runtime(&cfg);
-    ns_load_opts o = {.n_ctx = 48};
-    ns_loaded *lm = acquire(rt, stories_path, &o);
-    toks p = tokenize("Once upon a time, there was a little girl");
-    /* without a shift the context ends the job */
-    ns_gen_params g = greedy(&p, 100);
-    result got, want;
-    ns_job *j = submit(lm, &g);
-    assert_int_equal(drain(j, &got), 0);
-    ns_job_free(j);
-    assert_int_equal(got.stats.finish, NS_FINISH_CONTEXT);
-    /* with one it goes on, keeping the prompt's first 4 tokens */
-    g.context_shift = true;
-    g.n_keep = 4;
-    j = submit(lm, &g);
-    assert_int_equal(drain(j, &got), 0);
-    ns_job_free(j);
-    int shifts;
-    reference_shift(&p, 100, 48, 4, &want, &shifts);
-    assert_true(shifts >= 2);
-    assert_int_equal(got.stats.finish, want.n_tokens == 100 ? NS_FINISH_LENGTH : NS_FINISH_STOP);
-    assert_int_equal(got.stats.n_shifts, shifts);
-    assert_int_equal(got.n_tokens, want.n_tokens);
-    assert_memory_equal(got.tokens, want.tokens, sizeof(int32_t) * (size_t)want.n_tokens);
-    ns_event evs[NS_EVENTS_RING];
-    int n = ns_events_recent(ev, 0, evs, NS_EVENTS_RING), seen = 0;
-    for (int i = 0; i < n; i++)
-        if (evs[i].kind == NS_EV_CONTEXT_SHIFTED) {
-            seen++;
-            assert_non_null(strstr(evs[i].detail, "\"n_keep\":4"));
-        }
-    assert_int_equal(seen, shifts);
-    free(p.ids);
-    ns_runtime_release(rt, lm, NS_KEEP_ALIVE_DEFAULT);
-    ns_runtime_free(rt, 0);
-    ns_events_free(ev);
-}
-
 /* Runs g to its end and returns its context (prompt + generated), malloc'd. */
 static int32_t *run_for_context(ns_loaded *lm, const ns_gen_params *g, int *n, result *res) {
     ns_job *j = submit(lm, g);
@@ -488,6 +410,90 @@ static int32_t *run_for_context(ns_loaded *lm, const ns_gen_params *g, int *n, r
     }
     ns_job_free(j);
     return ctx;
+}
+
+/* The reference for a context shift: what the runner promises, done with
+ * the engine alone (keep n_keep, drop half of the rest, re-evaluate). */
+static void reference_shift(const toks *p, int n_predict, int n_ctx, int n_keep, result *r, int *shifts, int32_t *kept,
+                            int *kept_n) {
+    memset(r, 0, sizeof *r);
+    *shifts = 0;
+    char err[256];
+    ns_context_params cp = {.n_ctx = n_ctx, .n_seq = 1, .n_threads = 1};
+    ns_context *c = ns_context_new(ref_model, &cp, err, sizeof err);
+    assert_non_null(c);
+    const ns_vocab *v = ns_model_vocab(ref_model);
+    const int n_vocab = ns_model_hparams(ref_model)->n_vocab;
+    int32_t *cache = malloc(sizeof(int32_t) * (size_t)(n_ctx + 1));
+    memcpy(cache, p->ids, sizeof(int32_t) * (size_t)p->n);
+    int n = p->n;
+    assert_int_equal(ns_decode(c, 0, cache, n, false, err, sizeof err), 0);
+    for (int i = 0; i < n_predict; i++) {
+        int32_t tok = ns_argmax(ns_context_logits(c, -1), n_vocab);
+        if (ns_vocab_is_eog(v, tok)) break;
+        r->tokens[r->n_tokens++] = tok;
+        cache[n++] = tok;
+        if (i + 1 == n_predict) break;
+        if (n > n_ctx) {
+            int discard = (n - n_keep) / 2;
+            memmove(cache + n_keep, cache + n_keep + discard, sizeof(int32_t) * (size_t)(n - n_keep - discard));
+            n -= discard;
+            ns_seq_truncate(c, 0, n_keep);
+            assert_int_equal(ns_decode(c, 0, cache + n_keep, n - n_keep, false, err, sizeof err), 0);
+            (*shifts)++;
+        } else {
+            assert_int_equal(ns_decode(c, 0, &tok, 1, false, err, sizeof err), 0);
+        }
+    }
+    memcpy(kept, cache, sizeof(int32_t) * (size_t)n);
+    *kept_n = n;
+    free(cache);
+    ns_context_free(c);
+}
+
+static void test_context_shift(void **state) {
+    (void)state;
+    ns_events *ev = ns_events_new();
+    ns_runtime_config cfg = base_config(ev);
+    ns_runtime *rt = new_runtime(&cfg);
+    ns_load_opts o = {.n_ctx = 48};
+    ns_loaded *lm = acquire(rt, stories_path, &o);
+    toks p = tokenize("Once upon a time, there was a little girl");
+    /* without a shift the context ends the job */
+    ns_gen_params g = greedy(&p, 100);
+    result got, want;
+    ns_job *j = submit(lm, &g);
+    assert_int_equal(drain(j, &got), 0);
+    ns_job_free(j);
+    assert_int_equal(got.stats.finish, NS_FINISH_CONTEXT);
+    /* with one it goes on, keeping the prompt's first 4 tokens */
+    g.context_shift = true;
+    g.n_keep = 4;
+    int n_ctxt;
+    int32_t *got_context = run_for_context(lm, &g, &n_ctxt, &got);
+    int shifts, kept_n;
+    int32_t kept[64];
+    reference_shift(&p, 100, 48, 4, &want, &shifts, kept, &kept_n);
+    assert_true(shifts >= 2);
+    assert_int_equal(got.stats.finish, want.n_tokens == 100 ? NS_FINISH_LENGTH : NS_FINISH_STOP);
+    assert_int_equal(got.stats.n_shifts, shifts);
+    assert_int_equal(n_ctxt, kept_n);
+    assert_memory_equal(got_context, kept, sizeof(int32_t) * (size_t)kept_n);
+    assert_int_equal(got.n_tokens, want.n_tokens);
+    assert_memory_equal(got.tokens, want.tokens, sizeof(int32_t) * (size_t)want.n_tokens);
+    ns_event evs[NS_EVENTS_RING];
+    int n = ns_events_recent(ev, 0, evs, NS_EVENTS_RING), seen = 0;
+    for (int i = 0; i < n; i++)
+        if (evs[i].kind == NS_EV_CONTEXT_SHIFTED) {
+            seen++;
+            assert_non_null(strstr(evs[i].detail, "\"n_keep\":4"));
+        }
+    assert_int_equal(seen, shifts);
+    free(got_context);
+    free(p.ids);
+    ns_runtime_release(rt, lm, NS_KEEP_ALIVE_DEFAULT);
+    ns_runtime_free(rt, 0);
+    ns_events_free(ev);
 }
 
 typedef struct {
