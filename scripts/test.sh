@@ -51,3 +51,15 @@ if ls "$fz"/artifacts/* >/dev/null 2>&1; then
     echo "fuzzing found a failing input:"; ls "$fz"/artifacts/
     exit 1
 fi
+
+echo "== 30 s of fresh snapshot fuzzing on a copy of the corpus"
+fs="$(mktemp -d)"
+trap 'rm -rf "$fz" "$fs"' EXIT
+cp tests/fuzz/corpus/snapshot/* "$fs/"
+mkdir -p "$fs/artifacts"
+build-asan/tests/fuzz/fuzz_snapshot -max_total_time=30 -max_len=16384 -timeout=10 \
+    -artifact_prefix="$fs/artifacts/" -print_final_stats=1 "$fs" 2>&1 | tail -n 3
+if ls "$fs"/artifacts/* >/dev/null 2>&1; then
+    echo "fuzzing found a failing input:"; ls "$fs"/artifacts/
+    exit 1
+fi
