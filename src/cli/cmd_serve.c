@@ -33,6 +33,8 @@ static void serve_usage(FILE *f) {
             "  --max-body BYTES    largest request body (default 33554432)\n"
             "  --timeout DUR       stop generations running longer than this (default: none)\n"
             "  --preload MODEL     load MODEL before accepting requests\n"
+            "  --snapshots DIR     where session snapshots are saved (default NSTACK_SNAPSHOTS or\n"
+            "                      ~/.local/share/nstack/snapshots)\n"
             "  --no-mmap           read model files into memory instead of mapping them\n"
             "                      (a request's options.use_mmap overrides it)\n"
             "  --no-demo           do not create the random-weight demo model in an empty store\n");
@@ -83,6 +85,8 @@ int cmd_serve(int argc, char **argv) {
             if (!(cfg.host = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--models") == 0) {
             if (!(cfg.models_dir = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+        } else if (strcmp(a, "--snapshots") == 0) {
+            if (!(cfg.snapshot_dir = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--preload") == 0) {
             if (!(cfg.default_model = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--keep-alive") == 0) {

@@ -31,6 +31,7 @@ void ns_gen_options_init(ns_gen_options *o) {
     o->sampling.seed = random_seed();
     o->load.num_gpu = -1;
     o->n_predict = -1;
+    o->n_keep = NS_N_KEEP_UNSET;
 }
 
 static void free_stops(ns_gen_options *o) {
@@ -192,6 +193,7 @@ static int apply_one(ns_gen_options *o, const ctx *c, const cJSON *v) {
         o->load.use_mmap = cJSON_IsTrue(v) ? 1 : -1;
     } else if (strcmp(k, "num_keep") == 0) {
         if (get_int(c, v, -1, 1 << 30, " >= -1", &i)) return -1;
+        o->n_keep = (int)i;
     } else {
         for (int j = 0; ignored_bools[j]; j++)
             if (strcmp(k, ignored_bools[j]) == 0) {

@@ -27,6 +27,12 @@ void ns_route_v1_chat_completions(ns_server *s, ns_http_req *r);
 void ns_route_v1_completions(ns_server *s, ns_http_req *r);
 void ns_route_v1_models(ns_server *s, ns_http_req *r);  /* GET /v1/models and /v1/models/{id} */
 
+/* routes_sessions.c: GET/POST /api/sessions, GET/DELETE /api/sessions/{id},
+ * POST /api/sessions/{id}/{clear,truncate,snapshot}, GET /api/sessions/snapshots,
+ * GET/DELETE /api/sessions/snapshots/{name}, POST /api/sessions/snapshots/{name}/restore
+ * (docs/sessions.md) */
+void ns_route_api_sessions(ns_server *s, ns_http_req *r);
+
 /* Helpers shared by the route modules (server.c). */
 
 /* Parses the body as a JSON object. NULL after answering 400 ("invalid JSON

@@ -13,6 +13,7 @@
 #include "options.h"
 #include "prompt.h"
 #include "routes.h"
+#include "sessions.h"
 #include "util/duration.h"
 #include "util/log.h"
 
@@ -89,11 +90,21 @@ typedef struct {
     int64_t load_ns;
     ns_job *job;
     bool finished;
+    ns_session_turn *turn; /* the request's session, or NULL */
+    ns_buf said;           /* a streamed chat session's reply, for its history */
 } gen_state;
+
+static void turn_free(ns_session_turn *turn) {
+    if (!turn) return;
+    ns_session_turn_abort(turn);
+    free(turn);
+}
 
 static void gen_state_free(gen_state *g) {
     if (!g) return;
     if (g->job) ns_job_free(g->job);
+    turn_free(g->turn); /* a session still held here did not finish: unchanged */
+    ns_buf_free(&g->said);
     free(g->model);
     free(g);
 }
@@ -187,10 +198,13 @@ static int stream_fn(void *user, ns_buf *out) {
         }
         if (ev.kind == NS_JOB_TOKEN) {
             if (ev.len > 0) token_line(out, g, ev.text, ev.len);
+            if (g->turn && ev.len > 0) ns_buf_append(&g->said, ev.text, ev.len);
             ns_job_event_clear(&ev);
             if (out->len >= 16 * 1024) return NS_STREAM_MORE;
             continue;
         }
+        /* the session is saved before the client can see the end and send its next turn */
+        if (g->turn) ns_session_turn_end(g->turn, &ev.stats, g->said.data, g->said.len);
         if (done_reason(ev.stats.finish)) {
             final_object(out, g, &ev.stats, "", 0);
             ns_buf_append(out, "\n", 1);
@@ -229,6 +243,7 @@ static void respond_blocking(ns_http_req *r, gen_state *g) {
             ns_job_event_clear(&ev);
         } else if (rc == 1) {
             char msg[400];
+            if (g->turn) ns_session_turn_end(g->turn, &ev.stats, text.data, text.len);
             if (done_reason(ev.stats.finish)) {
                 final_object(&out, g, &ev.stats, text.data ? text.data : "", text.len);
                 ns_http_respond(r, 200, "application/json; charset=utf-8", out.data, out.len);
@@ -401,9 +416,9 @@ static void respond_load(ns_server *s, ns_http_req *r, const common_req *c, bool
 }
 
 /* Queues the job, gives the model handle back, and answers. Takes the
- * prompt tokens. */
+ * prompt tokens and the session's turn (may be NULL). */
 static void run_generation(ns_server *s, ns_http_req *r, ns_loaded *lm, common_req *c, int32_t *toks, int n_toks,
-                           bool chat, bool with_context, int64_t t_start, int64_t load_ns) {
+                           ns_session_turn *turn, bool chat, bool with_context, int64_t t_start, int64_t load_ns) {
     ns_gen_params p = {.prompt = toks,
                        .n_prompt = n_toks,
                        .sampling = c->opts.sampling,
@@ -412,12 +427,14 @@ static void run_generation(ns_server *s, ns_http_req *r, ns_loaded *lm, common_r
                        .n_predict = c->opts.n_predict,
                        .json_mode = c->json_mode,
                        .request_id = ns_http_request_id(r)};
+    if (turn) ns_session_turn_params(turn, &p);
     int status = 0;
     char err[512];
     ns_job *job = ns_job_submit(lm, &p, &status, err, sizeof err);
     ns_runtime_release(s->rt, lm, c->keep_alive);
     free(toks);
     if (!job) {
+        turn_free(turn);
         ns_http_respond_error(r, status ? status : 500, "%s", err);
         return;
     }
@@ -425,9 +442,11 @@ static void run_generation(ns_server *s, ns_http_req *r, ns_loaded *lm, common_r
     if (!g || !(g->model = strdup(c->model))) {
         free(g);
         ns_job_free(job);
+        turn_free(turn);
         ns_http_respond_error(r, 500, "out of memory");
         return;
     }
+    g->turn = turn;
     g->srv = s;
     g->chat = chat;
     g->with_context = with_context;
@@ -436,6 +455,41 @@ static void run_generation(ns_server *s, ns_http_req *r, ns_loaded *lm, common_r
     g->job = job;
     if (c->stream) ns_http_respond_stream(r, 200, "application/x-ndjson", stream_fn, stream_done, g);
     else respond_blocking(r, g);
+}
+
+/* ---- sessions ---- */
+
+/* The request's session: "session" or X-Session-Id. 0 with *id (NULL when
+ * none), or -1 after answering 400. */
+static int session_id(ns_http_req *r, const cJSON *body, const char **id) {
+    char err[512];
+    if (ns_session_id_of(r, body, id, err, sizeof err) != 0) {
+        ns_http_respond_error(r, 400, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Holds the session for this request on lm. 0 with *out (NULL without a
+ * session), or -1 after answering. */
+static int session_begin(ns_server *s, ns_http_req *r, ns_loaded *lm, const char *id, ns_session_kind kind,
+                         ns_session_turn **out) {
+    *out = NULL;
+    if (!id) return 0;
+    ns_session_turn *t = calloc(1, sizeof *t);
+    if (!t) {
+        ns_http_respond_error(r, 500, "out of memory");
+        return -1;
+    }
+    char err[512];
+    int status = ns_session_turn_begin(s->sessions, id, lm, kind, ns_http_request_id(r), t, err, sizeof err);
+    if (status) {
+        free(t);
+        ns_http_respond_error(r, status, "%s", err);
+        return -1;
+    }
+    *out = t;
+    return 0;
 }
 
 /* ---- /api/generate ---- */
@@ -544,12 +598,18 @@ void ns_route_api_generate(ns_server *s, ns_http_req *r) {
     const char *prompt, *suffix, *system, *tmpl;
     bool raw;
     const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(body, "context");
+    const char *sid = NULL;
+    ns_session_turn *turn = NULL;
     if (parse_common(s, r, body, &c) || get_string(r, body, "prompt", "", &prompt) ||
         get_string(r, body, "suffix", "", &suffix) || get_string(r, body, "system", "", &system) ||
         get_string(r, body, "template", "", &tmpl) || get_bool(r, body, "raw", false, &raw) ||
         check_no_images(r, cJSON_GetObjectItemCaseSensitive(body, "images"), "images") ||
-        check_context_shape(r, ctx))
+        check_context_shape(r, ctx) || session_id(r, body, &sid))
         goto out;
+    if (sid && ctx && !cJSON_IsNull(ctx)) {
+        ns_http_respond_error(r, 400, "context and session cannot be used together: the session holds the context");
+        goto out;
+    }
     if (!*prompt) {
         respond_load(s, r, &c, false);
         goto out;
@@ -562,10 +622,23 @@ void ns_route_api_generate(ns_server *s, ns_http_req *r) {
         respond_model_error(r, c.model, status, err);
         goto out;
     }
+    if (session_begin(s, r, lm, sid, NS_SESSION_GENERATE, &turn) != 0) {
+        ns_runtime_release(s->rt, lm, c.keep_alive);
+        goto out;
+    }
+    if (turn && !*system && ns_session_turn_system(turn)) system = ns_session_turn_system(turn);
     char *text = generate_text(r, lm, c.model, prompt, suffix, system, tmpl, raw);
     int32_t *toks = NULL;
     int n = -1;
-    if (text && ctx && cJSON_GetArraySize(ctx) > 0) {
+    if (text && turn) {
+        const ns_model_ref *ref = ns_loaded_ref(lm);
+        bool with_system = !raw && (*system || (ref && ref->system_text && *ref->system_text));
+        status = ns_session_turn_generate(turn, lm, text, with_system, c.opts.n_keep, &toks, &n, err, sizeof err);
+        if (status) {
+            ns_http_respond_error(r, status, "%s", err);
+            n = -1;
+        }
+    } else if (text && ctx && cJSON_GetArraySize(ctx) > 0) {
         n = context_then_text(r, lm, ctx, text, &toks);
     } else if (text) {
         n = ns_prompt_tokenize(lm, text, &toks, err, sizeof err);
@@ -573,10 +646,11 @@ void ns_route_api_generate(ns_server *s, ns_http_req *r) {
     }
     free(text);
     if (n < 0) {
+        turn_free(turn);
         ns_runtime_release(s->rt, lm, c.keep_alive);
         goto out;
     }
-    run_generation(s, r, lm, &c, toks, n, false, !raw, t_start, load_ns);
+    run_generation(s, r, lm, &c, toks, n, turn, false, !raw, t_start, load_ns);
 out:
     ns_gen_options_free(&c.opts);
     cJSON_Delete(body);
@@ -670,8 +744,10 @@ void ns_route_api_chat(ns_server *s, ns_http_req *r) {
     if (!body) return;
     common_req c;
     chat_input in = {0};
-    const char *tmpl;
-    if (parse_common(s, r, body, &c) || parse_messages(r, body, &in) || get_string(r, body, "template", "", &tmpl))
+    const char *tmpl, *sid = NULL;
+    ns_session_turn *turn = NULL;
+    if (parse_common(s, r, body, &c) || parse_messages(r, body, &in) || get_string(r, body, "template", "", &tmpl) ||
+        session_id(r, body, &sid))
         goto out;
     if (in.n == 0) {
         respond_load(s, r, &c, true);
@@ -685,21 +761,37 @@ void ns_route_api_chat(ns_server *s, ns_http_req *r) {
         respond_model_error(r, c.model, status, err);
         goto out;
     }
-    char *text = ns_prompt_render(lm, in.msgs, in.n, *tmpl ? tmpl : NULL, in.tools_json, &status, err, sizeof err);
-    int32_t *toks = NULL;
-    int n = -1;
-    if (!text) {
-        ns_http_respond_error(r, status, "%s", err);
-    } else {
-        n = ns_prompt_tokenize(lm, text, &toks, err, sizeof err);
-        if (n < 0) ns_http_respond_error(r, 400, "%s", err);
-    }
-    free(text);
-    if (n < 0) {
+    if (session_begin(s, r, lm, sid, NS_SESSION_CHAT, &turn) != 0) {
         ns_runtime_release(s->rt, lm, c.keep_alive);
         goto out;
     }
-    run_generation(s, r, lm, &c, toks, n, true, false, t_start, load_ns);
+    int32_t *toks = NULL;
+    int n = -1;
+    if (turn) {
+        /* the request's messages are the new ones: the session has the rest */
+        status = ns_session_turn_chat(turn, lm, in.msgs, in.n, *tmpl ? tmpl : NULL, in.tools_json, c.opts.n_keep,
+                                      &toks, &n, err, sizeof err);
+        if (status) {
+            ns_http_respond_error(r, status, "%s", err);
+            n = -1;
+        }
+    } else {
+        char *text =
+            ns_prompt_render(lm, in.msgs, in.n, *tmpl ? tmpl : NULL, in.tools_json, &status, err, sizeof err);
+        if (!text) {
+            ns_http_respond_error(r, status, "%s", err);
+        } else {
+            n = ns_prompt_tokenize(lm, text, &toks, err, sizeof err);
+            if (n < 0) ns_http_respond_error(r, 400, "%s", err);
+        }
+        free(text);
+    }
+    if (n < 0) {
+        turn_free(turn);
+        ns_runtime_release(s->rt, lm, c.keep_alive);
+        goto out;
+    }
+    run_generation(s, r, lm, &c, toks, n, turn, true, false, t_start, load_ns);
 out:
     chat_input_free(&in);
     ns_gen_options_free(&c.opts);

@@ -19,6 +19,7 @@
 #include "server/options.h"
 #include "server/prompt.h"
 #include "server/routes.h"
+#include "server/sessions.h"
 #include "util/duration.h"
 #include "util/log.h"
 
@@ -592,6 +593,7 @@ typedef struct {
     int rr;              /* round robin over the choices' jobs */
     int n_live;
     bool tail_sent;      /* streaming: usage and [DONE] written */
+    ns_session_turn *turn; /* the request's session (one choice), or NULL */
 } oa_gen;
 
 static void gen_free(oa_gen *g) {
@@ -608,6 +610,10 @@ static void gen_free(oa_gen *g) {
         free(c->echo);
     }
     free(g->choices);
+    if (g->turn) { /* still held: the generation did not finish, the session is unchanged */
+        ns_session_turn_abort(g->turn);
+        free(g->turn);
+    }
     if (g->lm) ns_runtime_release(g->s->rt, g->lm, g->keep_alive_ns);
     free(g);
 }
@@ -734,6 +740,8 @@ static void apply_done(oa_gen *g, oa_choice *c, const ns_job_event *ev) {
     c->finish = ev->stats.finish;
     c->n_prompt = ev->stats.n_prompt;
     c->n_gen = ev->stats.n_gen;
+    /* saved before the client sees the end and sends its next turn */
+    if (g->turn) ns_session_turn_end(g->turn, &ev->stats, c->text.data, c->text.len);
     if (ev->stats.finish == NS_FINISH_ERROR)
         snprintf(c->error, sizeof c->error, "%s", ev->stats.error[0] ? ev->stats.error : "generation failed");
     if (ev->stats.finish == NS_FINISH_CANCELLED) snprintf(c->error, sizeof c->error, "generation was cancelled");
@@ -810,6 +818,7 @@ static int stream_fn(void *user, ns_buf *out) {
             cJSON *lp = NULL;
             if (g->logprobs && (c->lp_content || c->lp_tokens)) lp = take_logprobs(g, c);
             if (ev.len > 0 || lp) append_chunk(out, stream_chunk(g, i, NULL, ev.text ? ev.text : "", ev.len, NULL, lp));
+            if (g->turn && ev.len > 0) ns_buf_append(&c->text, ev.text, ev.len); /* the session's history */
             c->offset += ev.len;
             ns_job_event_clear(&ev);
             if (out->len) return NS_STREAM_MORE;
@@ -1001,6 +1010,21 @@ static int tokenize_prompts(const oa_params *p, ns_loaded *lm, oa_gen *g, int32_
     const ns_vocab *v = ns_loaded_vocab(lm);
     int n_vocab = ns_vocab_size(v);
     char err[512];
+    if (g->turn) {
+        /* a session: the new messages (or text) after its history */
+        int st = g->chat ? ns_session_turn_chat(g->turn, lm, p->msgs, p->n_msgs, NULL, p->tools_json, NS_N_KEEP_UNSET,
+                                                &toks[0], &n_toks[0], err, sizeof err)
+                         : ns_session_turn_generate(g->turn, lm, p->prompts[0].text, false, NS_N_KEEP_UNSET, &toks[0],
+                                                    &n_toks[0], err, sizeof err);
+        if (st) {
+            f->status = st;
+            snprintf(f->param, sizeof f->param, "%s", st == 400 ? (g->chat ? "messages" : "prompt") : "");
+            snprintf(f->msg, sizeof f->msg, "%s", err);
+            return -1;
+        }
+        if (!g->chat && p->echo && !(echo[0] = strdup(p->prompts[0].text))) return fail_at(f, "prompt", "out of memory");
+        return 0;
+    }
     if (g->chat) {
         char *text = chat_prompt_text(p, lm, f);
         if (!text) return -1;
@@ -1066,6 +1090,20 @@ static void run_completion(ns_server *s, ns_http_req *r, bool chat) {
     if (read_common(body, &p, chat, &f) < 0) goto fail;
     if ((chat ? read_messages(body, &p, &f) : read_prompts(body, &p, &f)) < 0) goto fail;
     log_user(r, body);
+    const char *sid = NULL;
+    char err[512];
+    if (ns_session_id_of(r, body, &sid, err, sizeof err) != 0) {
+        fail_at(&f, "session", "%s", err);
+        goto fail;
+    }
+    if (sid && p.n != 1) {
+        fail_at(&f, "n", "a session takes one completion per request (n must be 1)");
+        goto fail;
+    }
+    if (sid && !chat && (p.n_prompts != 1 || !p.prompts[0].text)) {
+        fail_at(&f, "prompt", "a session takes one text prompt per request");
+        goto fail;
+    }
 
     g = calloc(1, sizeof *g);
     if (!g) {
@@ -1097,7 +1135,6 @@ static void run_completion(ns_server *s, ns_http_req *r, bool chat) {
     lo.num_gpu = -1;
     int64_t load_ns = 0;
     int status = 0;
-    char err[512];
     g->lm = ns_runtime_acquire(s->rt, p.model, &lo, &load_ns, &status, err, sizeof err);
     if (!g->lm) {
         f.status = status ? status : 500;
@@ -1116,6 +1153,22 @@ static void run_completion(ns_server *s, ns_http_req *r, bool chat) {
         goto fail;
     }
     opts_init = true;
+    if (sid) {
+        if (!(g->turn = calloc(1, sizeof *g->turn))) {
+            fail_at(&f, NULL, "out of memory");
+            goto fail;
+        }
+        status = ns_session_turn_begin(s->sessions, sid, g->lm, chat ? NS_SESSION_CHAT : NS_SESSION_GENERATE,
+                                       ns_http_request_id(r), g->turn, err, sizeof err);
+        if (status) {
+            free(g->turn);
+            g->turn = NULL;
+            f.status = status;
+            snprintf(f.param, sizeof f.param, "session");
+            snprintf(f.msg, sizeof f.msg, "%s", err);
+            goto fail;
+        }
+    }
     if (tokenize_prompts(&p, g->lm, g, toks, n_toks, echo, &f) < 0) goto fail;
 
     /* the request's stops replace the model's */
@@ -1140,6 +1193,7 @@ static void run_completion(ns_server *s, ns_http_req *r, bool chat) {
         gp.top_logprobs = p.top_logprobs;
         gp.json_mode = p.json_mode;
         gp.request_id = ns_http_request_id(r);
+        if (g->turn) ns_session_turn_params(g->turn, &gp);
         int st = 0;
         g->choices[i].job = ns_job_submit(g->lm, &gp, &st, err, sizeof err);
         if (!g->choices[i].job) {

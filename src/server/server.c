@@ -21,6 +21,7 @@
 #include "demo_model.h"
 #include "routes.h"
 #include "server.h"
+#include "sessions.h"
 #include "util/duration.h"
 #include "util/log.h"
 
@@ -153,6 +154,11 @@ static const route routes[] = {
     {"POST", "/v1/completions", ns_route_v1_completions},
     {"GET", "/v1/models", ns_route_v1_models},
     {"GET", "/v1/models/", ns_route_v1_models},
+    {"GET", "/api/sessions", ns_route_api_sessions},
+    {"POST", "/api/sessions", ns_route_api_sessions},
+    {"GET", "/api/sessions/", ns_route_api_sessions},
+    {"POST", "/api/sessions/", ns_route_api_sessions},
+    {"DELETE", "/api/sessions/", ns_route_api_sessions},
 };
 
 static bool path_matches(const char *pattern, const char *path) {
@@ -268,6 +274,7 @@ cJSON *ns_route_parse_body(ns_http_req *r) {
 static void free_parts(ns_server *s) {
     if (s->rt) ns_runtime_free(s->rt, 0);
     if (s->store) ns_store_close(s->store);
+    ns_sessions_free(s->sessions);
     if (s->events) ns_events_free(s->events);
     free(s);
 }
@@ -306,6 +313,10 @@ ns_server *ns_server_start(const ns_server_config *cfg, char *err, size_t errlen
 
     if (!(s->store = ns_store_open(cfg->models_dir, cfg->ollama_dir, err, errlen))) goto fail;
     if (!(s->events = ns_events_new())) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (!(s->sessions = ns_sessions_new(s->events, 0))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

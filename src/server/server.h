@@ -21,6 +21,7 @@ typedef struct {
                                 * a model; this is only what `serve` preloads. NULL: none */
     size_t max_body;         /* 0: 32 MiB */
     bool create_demo;        /* create the demo model (demo_model.h) when the store has none */
+    const char *snapshot_dir; /* session snapshots; NULL: ns_snapshot_dir() (NSTACK_SNAPSHOTS or the data dir) */
     ns_runtime_config runtime;
 } ns_server_config;
 
@@ -30,6 +31,7 @@ typedef struct ns_server {
     ns_events *events;
     ns_runtime *rt;
     ns_http_server *http;
+    struct ns_sessions *sessions; /* sessions.h */
     int64_t started_at;      /* wall ns */
     atomic_bool stopping;
 } ns_server;
