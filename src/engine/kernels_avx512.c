@@ -869,6 +869,55 @@ INLINE void gemm_pack(gemm_panel *p, const uint8_t *w, size_t ws, int nr, int64_
     }
 }
 
+/* The 4-bit types (values packed two to a byte: byte j holds element j and,
+ * in its high nibble, element j + 16) transpose their 16 packed bytes per
+ * row instead of 32 unpacked ones: half the shuffles, and the nibbles split
+ * after the transpose (low nibbles are elements 4g..4g+3 of vector g, high
+ * ones 16 + 4g..). The 4x4 dword transposes within 128-bit lanes leave lane
+ * p holding row gemm_row_of(p) = 4 (p % 4) + p / 4, a permutation that is
+ * its own inverse: the scales are packed in that order and gemm_tile puts
+ * the sums back in row order. Small activation batches (decoding several
+ * sequences at once) spend much of their time packing, so this matters
+ * most there. */
+INLINE bool gw_packed4(gemm_wtype t) { return t == GW_Q4_0 || t == GW_Q4_1; }
+
+INLINE int gemm_row_of(int p) { return 4 * (p % 4) + p / 4; }
+
+INLINE __m512i load4rows(const uint8_t *const *rows, int i, size_t off) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rows[4 * i] + off)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 * i + 1] + off)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 * i + 2] + off)), 2);
+    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 * i + 3] + off)), 3);
+}
+
+INLINE void gemm_pack4(gemm_panel *p, const uint8_t *w, size_t ws, int nr, int64_t k0, int nbc, gemm_wtype t) {
+    const size_t SZ = gw_size(t), QOFF = t == GW_Q4_0 ? 2 : 4;
+    const uint8_t *rows[GEMM_ROWS];
+    for (int r = 0; r < GEMM_ROWS; r++) rows[r] = w + (size_t)(r < nr ? r : nr - 1) * ws + (size_t)k0 * SZ;
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+    for (int k = 0; k < nbc; k++) {
+        uint16_t dh[GEMM_ROWS], mh[GEMM_ROWS];
+        const size_t off = (size_t)k * SZ + QOFF;
+        const __m512i z0 = load4rows(rows, 0, off), z1 = load4rows(rows, 1, off);
+        const __m512i z2 = load4rows(rows, 2, off), z3 = load4rows(rows, 3, off);
+        const __m512i t0 = _mm512_unpacklo_epi32(z0, z1), t1 = _mm512_unpackhi_epi32(z0, z1);
+        const __m512i t2 = _mm512_unpacklo_epi32(z2, z3), t3 = _mm512_unpackhi_epi32(z2, z3);
+        const __m512i g[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                              _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+        for (int q = 0; q < 4; q++) {
+            p->w[k][q] = _mm512_and_si512(g[q], lo);
+            p->w[k][q + 4] = _mm512_and_si512(_mm512_srli_epi16(g[q], 4), lo);
+        }
+        for (int l = 0; l < GEMM_ROWS; l++) {
+            const uint8_t *b = rows[gemm_row_of(l)] + (size_t)k * SZ;
+            dh[l] = ld16(b);
+            mh[l] = ld16(b + 2);
+        }
+        p->d[k] = _mm512_cvtph_ps(loadu256((const uint8_t *)dh));
+        if (gw_affine(t)) p->m[k] = _mm512_cvtph_ps(loadu256((const uint8_t *)mh));
+    }
+}
+
 /* acc + the 16 rows' integer sums of one block against activation bytes q. */
 INLINE __m512i gemm_dot(__m512i acc, const __m512i *w, const uint8_t *q) {
 #ifdef __AVX512VNNI__
@@ -895,10 +944,13 @@ INLINE void gemm_tile(const gemm_panel *p, int nbc, const uint8_t *x, size_t xs,
                       size_t ys, __mmask16 rmask, bool first, gemm_wtype t) {
     const uint8_t *xb[GEMM_TOKS];
     __m512 acc[GEMM_TOKS];
+    /* gemm_pack4's lane order, and back (the permutation is its own inverse) */
+    const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
 #pragma GCC unroll 8
     for (int j = 0; j < T; j++) {
         xb[j] = x + (size_t)j * xs + (size_t)k0 * GEMM_XBLOCK;
         acc[j] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rmask, y + (size_t)j * ys);
+        if (!first && gw_packed4(t)) acc[j] = _mm512_permutexvar_ps(perm, acc[j]);
     }
     for (int k = 0; k < nbc; k++) {
         __m512i w[8];
@@ -917,7 +969,8 @@ INLINE void gemm_tile(const gemm_panel *p, int nbc, const uint8_t *x, size_t xs,
         }
     }
 #pragma GCC unroll 8
-    for (int j = 0; j < T; j++) _mm512_mask_storeu_ps(y + (size_t)j * ys, rmask, acc[j]);
+    for (int j = 0; j < T; j++)
+        _mm512_mask_storeu_ps(y + (size_t)j * ys, rmask, gw_packed4(t) ? _mm512_permutexvar_ps(perm, acc[j]) : acc[j]);
 }
 
 /* Per panel of rows and chunk of blocks: the panel is built, then every tile
@@ -933,7 +986,8 @@ INLINE void gemm_impl(int64_t n, const void *wv, size_t ws, int n_rows, const vo
         for (int64_t k0 = 0; k0 < nb; k0 += GEMM_KC) {
             const int nbc = nb - k0 < GEMM_KC ? (int)(nb - k0) : GEMM_KC;
             const bool first = k0 == 0;
-            gemm_pack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            if (gw_packed4(t)) gemm_pack4(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            else gemm_pack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
             for (int j = 0; j < n_x;) {
                 const int left = n_x - j, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
                 const uint8_t *xj = x + (size_t)j * xs;
