@@ -100,7 +100,7 @@ static void push_event(ns_job *j, const ns_job_event *ev) {
     if (j->tail) j->tail->next = n;
     else j->head = n;
     j->tail = n;
-    pthread_cond_broadcast(&j->cv);
+    if (!j->wake_on_done || ev->kind == NS_JOB_DONE) pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -233,6 +233,7 @@ ns_job *ns_job_submit(ns_loaded *lm, const ns_gen_params *p, int *status, char *
     if (p->request_id) snprintf(j->request_id, sizeof j->request_id, "%s", p->request_id);
     if (p->session) snprintf(j->session, sizeof j->session, "%s", p->session);
     j->context_shift = p->context_shift;
+    j->wake_on_done = p->wake_on_done;
     j->n_keep = p->n_keep < 0 ? 0 : p->n_keep > p->n_prompt ? p->n_prompt : p->n_keep;
     /* the prompt counts for the repetition penalties, as in the CLI */
     ns_sampler_accept_many(j->sampler, j->prompt, j->n_prompt);

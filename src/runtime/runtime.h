@@ -152,6 +152,10 @@ typedef struct {
      * re-evaluate them, and go on (instead of ending with NS_FINISH_CONTEXT). */
     bool context_shift;
     int n_keep;
+    /* The consumer reads the events only at the end (a non-streaming
+     * response): it is woken for DONE, not for every token, so that many
+     * waiting request threads do not take turns at the model's cores. */
+    bool wake_on_done;
 } ns_gen_params;
 
 typedef struct {

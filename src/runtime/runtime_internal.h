@@ -113,6 +113,7 @@ struct ns_job {
     char session[65];       /* "" when none */
     bool context_shift;
     int n_keep;
+    bool wake_on_done;
 
     /* progress, owned by whoever runs the job (the runner thread) */
     int32_t *toks;          /* prompt + kept generated tokens */

@@ -426,7 +426,8 @@ static void run_generation(ns_server *s, ns_http_req *r, ns_loaded *lm, common_r
                        .n_stops = c->opts.n_stops,
                        .n_predict = c->opts.n_predict,
                        .json_mode = c->json_mode,
-                       .request_id = ns_http_request_id(r)};
+                       .request_id = ns_http_request_id(r),
+                       .wake_on_done = !c->stream};
     if (turn) ns_session_turn_params(turn, &p);
     int status = 0;
     char err[512];

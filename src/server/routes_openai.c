@@ -1193,6 +1193,7 @@ static void run_completion(ns_server *s, ns_http_req *r, bool chat) {
         gp.top_logprobs = p.top_logprobs;
         gp.json_mode = p.json_mode;
         gp.request_id = ns_http_request_id(r);
+        gp.wake_on_done = !p.stream;
         if (g->turn) ns_session_turn_params(g->turn, &gp);
         int st = 0;
         g->choices[i].job = ns_job_submit(g->lm, &gp, &st, err, sizeof err);
