@@ -159,7 +159,9 @@ function generateBody(prompt, n, extra = {}) {
 }
 
 async function decodeRound(n, predict, round) {
-  const prompts = Array.from({ length: n }, (_, i) => `Story ${round}.${i}: ${words(10, seed * 1000 + round * 100 + i).join(' ')}`);
+  // Short prompts (about 15 tokens with the random models' one-character
+  // tokens): the window measures decoding, not N prompts being read.
+  const prompts = Array.from({ length: n }, (_, i) => `S${round}.${i} ${words(1, seed * 1000 + round * 100 + i).join(' ')}`);
   const tSend = now();
   const rs = await Promise.all(prompts.map((p) => request('POST', '/api/generate', generateBody(p, predict))));
   rs.forEach((r, i) => expectOk(r, `stream ${i} of ${n}`));
