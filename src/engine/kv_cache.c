@@ -53,13 +53,16 @@ void ns_kv_load(const ns_kv_cache *kv, const uint8_t *row, float *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = ns_fp16_to_fp32(h[i]);
 }
 
+/* A sequence's rows come in 2 * n_layer runs, one per layer for K then V;
+ * run i (0-based) of seq, and the bytes of n tokens of one run. */
+static uint8_t *run_at(const ns_kv_cache *kv, int seq, int i) {
+    return (i % 2 == 0) ? ns_kv_k_row(kv, seq, i / 2, 0) : ns_kv_v_row(kv, seq, i / 2, 0);
+}
+static size_t run_bytes(const ns_kv_cache *kv, int n) { return (size_t)n * kv->kv_dim * kv->elt_size; }
+
 void ns_kv_seq_copy(ns_kv_cache *kv, int src, int dst, int n) {
     if (src == dst) return;
-    size_t run = (size_t)n * kv->kv_dim * kv->elt_size;
-    for (int l = 0; l < kv->n_layer; l++) {
-        memcpy(ns_kv_k_row(kv, dst, l, 0), ns_kv_k_row(kv, src, l, 0), run);
-        memcpy(ns_kv_v_row(kv, dst, l, 0), ns_kv_v_row(kv, src, l, 0), run);
-    }
+    for (int i = 0; i < 2 * kv->n_layer; i++) memcpy(run_at(kv, dst, i), run_at(kv, src, i), run_bytes(kv, n));
     kv->len[dst] = n;
 }
 
@@ -83,13 +86,8 @@ int ns_kv_seq_save(const ns_kv_cache *kv, int seq, void *buf, size_t size) {
     uint8_t *p = buf;
     memcpy(p, h, sizeof h);
     p += sizeof h;
-    size_t run = (size_t)kv->len[seq] * kv->kv_dim * kv->elt_size;
-    for (int l = 0; l < kv->n_layer; l++) {
-        memcpy(p, ns_kv_k_row(kv, seq, l, 0), run);
-        p += run;
-        memcpy(p, ns_kv_v_row(kv, seq, l, 0), run);
-        p += run;
-    }
+    const size_t run = run_bytes(kv, kv->len[seq]);
+    for (int i = 0; i < 2 * kv->n_layer; i++, p += run) memcpy(p, run_at(kv, seq, i), run);
     return 0;
 }
 
@@ -102,11 +100,7 @@ int ns_kv_seq_pieces(const ns_kv_cache *kv, int seq, int n_tokens, uint32_t *hea
     header[4] = (uint32_t)kv->type;
     header[5] = (uint32_t)n_tokens;
     out[0] = (struct iovec){header, HEADER_WORDS * sizeof(uint32_t)};
-    size_t run = (size_t)n_tokens * kv->kv_dim * kv->elt_size;
-    for (int l = 0; l < kv->n_layer; l++) {
-        out[1 + 2 * l] = (struct iovec){ns_kv_k_row(kv, seq, l, 0), run};
-        out[2 + 2 * l] = (struct iovec){ns_kv_v_row(kv, seq, l, 0), run};
-    }
+    for (int i = 0; i < 2 * kv->n_layer; i++) out[1 + i] = (struct iovec){run_at(kv, seq, i), run_bytes(kv, n_tokens)};
     return 1 + 2 * kv->n_layer;
 }
 
@@ -139,18 +133,13 @@ int ns_kv_seq_load(ns_kv_cache *kv, int seq, const void *buf, size_t size, char 
     }
     memcpy(h, buf, sizeof h);
     if (ns_kv_check_header(kv, h, err, errlen) != 0) return -1;
-    size_t run = (size_t)h[5] * kv->kv_dim * kv->elt_size;
+    const size_t run = run_bytes(kv, (int)h[5]);
     if (size != sizeof h + run * 2 * kv->n_layer) {
         snprintf(err, errlen, "state image is %zu bytes, expected %zu", size, sizeof h + run * 2 * kv->n_layer);
         return -1;
     }
     const uint8_t *p = (const uint8_t *)buf + sizeof h;
-    for (int l = 0; l < kv->n_layer; l++) {
-        memcpy(ns_kv_k_row(kv, seq, l, 0), p, run);
-        p += run;
-        memcpy(ns_kv_v_row(kv, seq, l, 0), p, run);
-        p += run;
-    }
+    for (int i = 0; i < 2 * kv->n_layer; i++, p += run) memcpy(run_at(kv, seq, i), p, run);
     kv->len[seq] = (int)h[5];
     return 0;
 }
