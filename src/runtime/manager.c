@@ -810,39 +810,37 @@ int ns_runtime_ps(ns_runtime *rt, ns_loaded_info **out, int *n) {
 
 const char *ns_loaded_kv_fingerprint(const ns_loaded *lm) { return lm->kv_fingerprint; }
 
+/* The arguments every session KV call shares, and the one it needs besides. */
+static bool kv_args_ok(const char *what, const char *session, const int32_t *tokens, int n_tokens, bool needed_given,
+                       char *err, size_t errlen) {
+    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens) || !needed_given) {
+        set_err(err, errlen, "bad session %s arguments", what);
+        return false;
+    }
+    return true;
+}
+
 int ns_session_kv_export(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, void **kv,
                          size_t *kv_bytes, char *err, size_t errlen) {
-    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens)) {
-        set_err(err, errlen, "bad session export arguments");
-        return 400;
-    }
+    if (!kv_args_ok("export", session, tokens, n_tokens, kv != NULL, err, errlen)) return 400;
     return ns_runner_kv_export(lm->runner, session, tokens, n_tokens, kv, kv_bytes, err, errlen);
 }
 
 int ns_session_kv_import(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, const void *kv,
                          size_t kv_bytes, char *err, size_t errlen) {
-    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens) || !kv) {
-        set_err(err, errlen, "bad session import arguments");
-        return 400;
-    }
+    if (!kv_args_ok("import", session, tokens, n_tokens, kv != NULL, err, errlen)) return 400;
     return ns_runner_kv_import(lm->runner, session, tokens, n_tokens, kv, kv_bytes, err, errlen);
 }
 
 int ns_session_kv_save_with(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
                             void *arg, char *err, size_t errlen) {
-    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens) || !io) {
-        set_err(err, errlen, "bad session save arguments");
-        return 400;
-    }
+    if (!kv_args_ok("save", session, tokens, n_tokens, io != NULL, err, errlen)) return 400;
     return ns_runner_kv_save_with(lm->runner, session, tokens, n_tokens, io, arg, err, errlen);
 }
 
 int ns_session_kv_load_with(ns_loaded *lm, const char *session, const int32_t *tokens, int n_tokens, ns_kv_io_fn io,
                             void *arg, char *err, size_t errlen) {
-    if (!session || !session[0] || n_tokens < 0 || (n_tokens > 0 && !tokens) || !io) {
-        set_err(err, errlen, "bad session load arguments");
-        return 400;
-    }
+    if (!kv_args_ok("load", session, tokens, n_tokens, io != NULL, err, errlen)) return 400;
     return ns_runner_kv_load_with(lm->runner, session, tokens, n_tokens, io, arg, err, errlen);
 }
 

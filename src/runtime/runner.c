@@ -82,6 +82,7 @@ struct ns_runner {
     ns_slot *slots;
     int n_slots;
     int n_pieces;         /* of a state image: 1 + 2 * layers */
+    struct iovec *pieces; /* n_pieces room, for the session KV operations */
     int rr;               /* the slot that goes first in the next step */
     uint64_t clock;
     float *work;          /* logits masked by a JSON constraint */
@@ -491,18 +492,14 @@ static int eval_into(ns_runner *r, ns_slot *s, const int32_t *tokens, int from, 
 
 /* Reads an image straight into the slot's rows through op->io. */
 static int load_pieces(ns_runner *r, ns_slot *s, kv_op *op) {
-    struct iovec *pc = malloc(sizeof *pc * (size_t)r->n_pieces);
-    if (!pc) {
-        snprintf(op->err, sizeof op->err, "out of memory");
-        return 500;
+    int n = ns_seq_state_load_pieces(r->ctx, s->seq, op->n_tokens, r->pieces, r->n_pieces, op->err, sizeof op->err);
+    if (n < 0) return 400;
+    int st = op->io(op->io_arg, r->pieces, n, op->err, sizeof op->err);
+    if (st != 0) {
+        ns_seq_truncate(r->ctx, s->seq, 0);
+        return st;
     }
-    int st = 0;
-    int n = ns_seq_state_load_pieces(r->ctx, s->seq, op->n_tokens, pc, r->n_pieces, op->err, sizeof op->err);
-    if (n < 0) st = 400;
-    else if ((st = op->io(op->io_arg, pc, n, op->err, sizeof op->err)) != 0) ns_seq_truncate(r->ctx, s->seq, 0);
-    else if (ns_seq_state_load_commit(r->ctx, s->seq, op->err, sizeof op->err) != 0) st = 400;
-    free(pc);
-    return st;
+    return ns_seq_state_load_commit(r->ctx, s->seq, op->err, sizeof op->err) != 0 ? 400 : 0;
 }
 
 static void run_op(ns_runner *r, kv_op *op) {
@@ -553,15 +550,13 @@ static void run_op(ns_runner *r, kv_op *op) {
     }
     snprintf(s->tag, sizeof s->tag, "%s", op->session);
     if (op->io) {
-        struct iovec *pc = malloc(sizeof *pc * (size_t)r->n_pieces);
-        int n = pc ? ns_seq_state_pieces(r->ctx, s->seq, pc, r->n_pieces) : -1;
+        int n = ns_seq_state_pieces(r->ctx, s->seq, r->pieces, r->n_pieces);
         if (n < 0) {
             op->status = 500;
             snprintf(op->err, sizeof op->err, "cannot list the KV of session '%s'", op->session);
-        } else {
-            op->status = op->io(op->io_arg, pc, n, op->err, sizeof op->err);
+            return;
         }
-        free(pc);
+        op->status = op->io(op->io_arg, r->pieces, n, op->err, sizeof op->err);
         return;
     }
     size_t need = ns_seq_state_size(r->ctx, s->seq);
@@ -737,6 +732,7 @@ static void runner_free(ns_runner *r) {
     free(r->work);
     free(r->items);
     free(r->item_slot);
+    free(r->pieces);
     pthread_cond_destroy(&r->op_cv);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
@@ -766,11 +762,12 @@ ns_runner *ns_runner_start(ns_loaded *lm, char *err, size_t errlen) {
     r->max_queue = lm->rt->cfg.max_queue;
     r->n_slots = lm->n_parallel;
     r->n_pieces = 1 + 2 * ns_model_hparams(lm->model)->n_layer;
+    r->pieces = malloc(sizeof *r->pieces * (size_t)r->n_pieces);
     r->slots = calloc((size_t)r->n_slots, sizeof *r->slots);
     r->work = malloc(sizeof(float) * (size_t)r->n_vocab);
     r->items = malloc(sizeof *r->items * (size_t)r->n_slots);
     r->item_slot = malloc(sizeof *r->item_slot * (size_t)r->n_slots);
-    if (!r->slots || !r->work || !r->items || !r->item_slot) goto oom;
+    if (!r->slots || !r->work || !r->items || !r->item_slot || !r->pieces) goto oom;
     for (int i = 0; i < r->n_slots; i++) {
         ns_slot *s = &r->slots[i];
         s->seq = i;
