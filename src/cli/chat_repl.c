@@ -231,64 +231,13 @@ static void help(FILE *out) {
           out);
 }
 
-/* One line of input without its newline (malloc'd), or NULL at the end. */
-static char *read_line(FILE *in) {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, in);
-    if (n < 0) {
-        free(line);
-        return NULL;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-    return line;
-}
-
-/* A message: one line, or the lines between two """ lines. */
-static char *read_message(chat *ch) {
-    char *line = read_line(ch->o->in);
-    if (!line || strncmp(line, "\"\"\"", 3) != 0) return line;
-    size_t len = strlen(line + 3);
-    char *buf = malloc(len + 1);
-    if (!buf) {
-        free(line);
-        return NULL;
-    }
-    memcpy(buf, line + 3, len + 1);
-    free(line);
-    for (;;) {
-        if (ch->o->interactive) fputs("... ", ch->o->out), fflush(ch->o->out);
-        line = read_line(ch->o->in);
-        if (!line) break;
-        char *end = strstr(line, "\"\"\"");
-        if (end) *end = 0;
-        size_t add = strlen(line);
-        if (end && add == 0) { /* a closing line with nothing before the quotes */
-            free(line);
-            break;
-        }
-        char *nb = realloc(buf, len + 1 + add + 1);
-        if (!nb) {
-            free(line);
-            break;
-        }
-        buf = nb;
-        if (len > 0) buf[len++] = '\n';
-        memcpy(buf + len, line, add + 1);
-        len += add;
-        free(line);
-        if (end) break;
-    }
-    return buf;
-}
-
 int chat_repl(const chat_opts *o) {
     chat ch = {.o = o, .sp = o->sp, .n_predict = o->n_predict};
     if (o->system) ch.system = strdup(o->system);
     if (o->interactive) fputs("Send a message (/? for help)\n", o->out);
     for (;;) {
         if (o->interactive) fputs(">>> ", o->out), fflush(o->out);
-        char *line = read_message(&ch);
+        char *line = cli_read_message(o->in, o->interactive ? o->out : NULL);
         if (!line) break;
         if (strcmp(line, "/bye") == 0) {
             free(line);

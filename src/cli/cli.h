@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nstack/model.h"
 
@@ -38,5 +39,11 @@ const char *cli_value(int argc, char **argv, int *i);
 
 /* Monotonic seconds. */
 double cli_now(void);
+
+/* A chat message from in: one line, or the lines between two """ lines
+ * (text after the opening quotes and before the closing ones counts).
+ * prompt, when not NULL, gets "... " before each continuation line.
+ * malloc'd, without the final newline; NULL at the end of input. */
+char *cli_read_message(FILE *in, FILE *prompt);
 
 #endif

@@ -146,54 +146,6 @@ typedef struct {
     cJSON *history;   /* [{"role", "content"}...] */
 } chat;
 
-static char *read_line(void) {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, stdin);
-    if (n < 0) {
-        free(line);
-        return NULL;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-    return line;
-}
-
-/* One line, or the lines between two """ lines (as the local chat reads). */
-static char *read_message(bool interactive) {
-    char *line = read_line();
-    if (!line || strncmp(line, "\"\"\"", 3) != 0) return line;
-    char *buf = strdup(line + 3);
-    free(line);
-    if (!buf) return NULL;
-    size_t len = strlen(buf);
-    for (;;) {
-        if (interactive) {
-            fputs("... ", stdout);
-            fflush(stdout);
-        }
-        if (!(line = read_line())) break;
-        char *end = strstr(line, "\"\"\"");
-        if (end) *end = 0;
-        size_t add = strlen(line);
-        if (end && add == 0) {
-            free(line);
-            break;
-        }
-        char *nb = realloc(buf, len + add + 2);
-        if (!nb) {
-            free(line);
-            break;
-        }
-        buf = nb;
-        if (len > 0) buf[len++] = '\n';
-        memcpy(buf + len, line, add + 1);
-        len += add;
-        free(line);
-        if (end) break;
-    }
-    return buf;
-}
-
 static void add_message(cJSON *arr, const char *role, const char *content) {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", role);
@@ -305,7 +257,7 @@ static int run_chat(client *c, const remote_run *r) {
             fputs(">>> ", stdout);
             fflush(stdout);
         }
-        char *line = read_message(r->chat_interactive);
+        char *line = cli_read_message(stdin, r->chat_interactive ? stdout : NULL);
         if (!line) break;
         bool go_on = true;
         if (line[0] == '/') go_on = command(&ch, line);

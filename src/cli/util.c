@@ -47,3 +47,48 @@ double cli_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+/* One line of input without its newline (malloc'd), or NULL at the end. */
+static char *read_line(FILE *in) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, in);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    return line;
+}
+
+char *cli_read_message(FILE *in, FILE *prompt) {
+    char *line = read_line(in);
+    if (!line || strncmp(line, "\"\"\"", 3) != 0) return line;
+    char *buf = strdup(line + 3);
+    free(line);
+    if (!buf) return NULL;
+    size_t len = strlen(buf);
+    for (;;) {
+        if (prompt) fputs("... ", prompt), fflush(prompt);
+        if (!(line = read_line(in))) break;
+        char *end = strstr(line, "\"\"\"");
+        if (end) *end = 0;
+        size_t add = strlen(line);
+        if (end && add == 0) { /* a closing line with nothing before the quotes */
+            free(line);
+            break;
+        }
+        char *nb = realloc(buf, len + 1 + add + 1);
+        if (!nb) {
+            free(line);
+            break;
+        }
+        buf = nb;
+        if (len > 0) buf[len++] = '\n';
+        memcpy(buf + len, line, add + 1);
+        len += add;
+        free(line);
+        if (end) break;
+    }
+    return buf;
+}
