@@ -493,6 +493,25 @@ static int session_begin(ns_server *s, ns_http_req *r, ns_loaded *lm, const char
     return 0;
 }
 
+/* The request's model, loaded, and the session's turn begun when it names
+ * one. NULL after answering (an unknown model, a busy session, ...). */
+static ns_loaded *acquire_for_turn(ns_server *s, ns_http_req *r, const common_req *c, const char *sid,
+                                   ns_session_kind kind, ns_session_turn **turn, int64_t *load_ns) {
+    int status = 0;
+    char err[512];
+    *load_ns = 0;
+    ns_loaded *lm = ns_runtime_acquire(s->rt, c->model, &c->opts.load, load_ns, &status, err, sizeof err);
+    if (!lm) {
+        respond_model_error(r, c->model, status, err);
+        return NULL;
+    }
+    if (session_begin(s, r, lm, sid, kind, turn) != 0) {
+        ns_runtime_release(s->rt, lm, c->keep_alive);
+        return NULL;
+    }
+    return lm;
+}
+
 /* ---- /api/generate ---- */
 
 /* Text for the model: raw, fill-in-the-middle, or the template's prompt. */
@@ -615,18 +634,11 @@ void ns_route_api_generate(ns_server *s, ns_http_req *r) {
         respond_load(s, r, &c, false);
         goto out;
     }
-    int64_t load_ns = 0;
+    int64_t load_ns;
+    ns_loaded *lm = acquire_for_turn(s, r, &c, sid, NS_SESSION_GENERATE, &turn, &load_ns);
+    if (!lm) goto out;
     int status = 0;
     char err[512];
-    ns_loaded *lm = ns_runtime_acquire(s->rt, c.model, &c.opts.load, &load_ns, &status, err, sizeof err);
-    if (!lm) {
-        respond_model_error(r, c.model, status, err);
-        goto out;
-    }
-    if (session_begin(s, r, lm, sid, NS_SESSION_GENERATE, &turn) != 0) {
-        ns_runtime_release(s->rt, lm, c.keep_alive);
-        goto out;
-    }
     if (turn && !*system && ns_session_turn_system(turn)) system = ns_session_turn_system(turn);
     char *text = generate_text(r, lm, c.model, prompt, suffix, system, tmpl, raw);
     int32_t *toks = NULL;
@@ -754,18 +766,11 @@ void ns_route_api_chat(ns_server *s, ns_http_req *r) {
         respond_load(s, r, &c, true);
         goto out;
     }
-    int64_t load_ns = 0;
+    int64_t load_ns;
+    ns_loaded *lm = acquire_for_turn(s, r, &c, sid, NS_SESSION_CHAT, &turn, &load_ns);
+    if (!lm) goto out;
     int status = 0;
     char err[512];
-    ns_loaded *lm = ns_runtime_acquire(s->rt, c.model, &c.opts.load, &load_ns, &status, err, sizeof err);
-    if (!lm) {
-        respond_model_error(r, c.model, status, err);
-        goto out;
-    }
-    if (session_begin(s, r, lm, sid, NS_SESSION_CHAT, &turn) != 0) {
-        ns_runtime_release(s->rt, lm, c.keep_alive);
-        goto out;
-    }
     int32_t *toks = NULL;
     int n = -1;
     if (turn) {
