@@ -25,6 +25,7 @@ struct ns_context {
     float *kv_row;         /* per head task: a decoded cache row and the query */
     void *scratch;
     int *tok_seq, *tok_pos; /* per batch row: its sequence and position */
+    int32_t *batch_toks;   /* ns_decode_batch's tokens side by side (n_batch) */
     int *out_rows;         /* batch rows whose logits are computed */
     float *logits;
     size_t logits_cap;     /* floats */
@@ -63,6 +64,7 @@ void ns_context_free(ns_context *c) {
     free(c->scratch);
     free(c->tok_seq);
     free(c->tok_pos);
+    free(c->batch_toks);
     free(c->out_rows);
     free(c->logits);
     free(c);
@@ -126,10 +128,11 @@ ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *
     c->load_len = -1;
     c->tok_seq = malloc(sizeof(int) * nb);
     c->tok_pos = malloc(sizeof(int) * nb);
+    c->batch_toks = malloc(sizeof(int32_t) * nb);
     c->out_rows = malloc(sizeof(int) * nb);
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv || !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_cs ||
         !c->kv_row || !c->scratch || !c->logits ||
-        !c->tok_seq || !c->tok_pos || !c->out_rows) {
+        !c->tok_seq || !c->tok_pos || !c->batch_toks || !c->out_rows) {
         fail(err, errlen, "out of memory for context buffers");
         goto error;
     }
@@ -419,8 +422,7 @@ int ns_decode_batch(ns_context *c, const ns_batch_item *items, int n_items, char
         return fail(err, errlen, "batch of %d tokens is larger than the context's batch size %d", total, c->n_batch);
     if (reserve_logits(c, n_items, err, errlen) != 0) return -1;
     /* the tokens side by side, as forward_rows reads them */
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)total);
-    if (!toks) return fail(err, errlen, "out of memory");
+    int32_t *toks = c->batch_toks;
     int row = 0;
     for (int i = 0; i < n_items; i++) {
         const ns_batch_item *it = &items[i];
@@ -433,7 +435,6 @@ int ns_decode_batch(ns_context *c, const ns_batch_item *items, int n_items, char
         c->out_rows[i] = row - 1;
     }
     forward_rows(c, toks, total, c->logits, n_items);
-    free(toks);
     c->last_n = 0;
     c->n_logits = 0;
     c->n_batch_out = n_items;
