@@ -39,4 +39,8 @@ void ns_route_api_sessions(ns_server *s, ns_http_req *r);
  * at byte 17: ..." / "request body must be a JSON object"). */
 cJSON *ns_route_parse_body(ns_http_req *r);
 
+/* A model that could not be used, in Ollama's words: 404 "model \"x\" not
+ * found, try pulling it first", else status (500 when 0) with err. */
+void ns_route_respond_model_error(ns_http_req *r, const char *model, int status, const char *err);
+
 #endif

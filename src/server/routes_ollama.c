@@ -324,11 +324,6 @@ static int check_no_images(ns_http_req *r, const cJSON *v, const char *where) {
     return 0;
 }
 
-static void respond_model_error(ns_http_req *r, const char *model, int status, const char *err) {
-    if (status == 404) ns_http_respond_error(r, 404, "model \"%s\" not found, try pulling it first", model);
-    else ns_http_respond_error(r, status ? status : 500, "%s", err);
-}
-
 /* model, stream, keep_alive, format, and options over the Modelfile's
  * params layer. Answers and returns -1 on a bad request. */
 static int parse_common(ns_server *s, ns_http_req *r, const cJSON *body, common_req *c) {
@@ -365,7 +360,7 @@ static int parse_common(ns_server *s, ns_http_req *r, const cJSON *body, common_
     /* The Modelfile's PARAMETER values are defaults under the request's. */
     ns_model_ref ref;
     if (ns_store_resolve(s->store, c->model, &ref, err, sizeof err) != 0) {
-        respond_model_error(r, c->model, strstr(err, "not found") ? 404 : 400, err);
+        ns_route_respond_model_error(r, c->model, strstr(err, "not found") ? 404 : 400, err);
         return -1;
     }
     int rc = 0;
@@ -402,7 +397,7 @@ static void respond_load(ns_server *s, ns_http_req *r, const common_req *c, bool
         char err[512];
         ns_loaded *lm = ns_runtime_acquire(s->rt, c->model, &c->opts.load, &load_ns, &status, err, sizeof err);
         if (!lm) {
-            respond_model_error(r, c->model, status, err);
+            ns_route_respond_model_error(r, c->model, status, err);
             return;
         }
         ns_runtime_release(s->rt, lm, c->keep_alive);
@@ -502,7 +497,7 @@ static ns_loaded *acquire_for_turn(ns_server *s, ns_http_req *r, const common_re
     *load_ns = 0;
     ns_loaded *lm = ns_runtime_acquire(s->rt, c->model, &c->opts.load, load_ns, &status, err, sizeof err);
     if (!lm) {
-        respond_model_error(r, c->model, status, err);
+        ns_route_respond_model_error(r, c->model, status, err);
         return NULL;
     }
     if (session_begin(s, r, lm, sid, kind, turn) != 0) {

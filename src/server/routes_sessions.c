@@ -168,8 +168,7 @@ static void create_session(ns_server *s, ns_http_req *r) {
         id = gen_id;
     }
     if (ns_store_resolve(s->store, model, &ref, err, sizeof err) != 0) {
-        if (strstr(err, "not found")) ns_http_respond_error(r, 404, "model \"%s\" not found, try pulling it first", model);
-        else ns_http_respond_error(r, 400, "%s", err);
+        ns_route_respond_model_error(r, model, strstr(err, "not found") ? 404 : 400, err);
         goto out;
     }
     snprintf(st.id, sizeof st.id, "%s", id);
@@ -265,10 +264,7 @@ static ns_loaded *acquire_model(ns_server *s, ns_http_req *r, const char *model)
     int status = 0;
     char err[512];
     ns_loaded *lm = ns_runtime_acquire(s->rt, model, &lo, &load_ns, &status, err, sizeof err);
-    if (!lm) {
-        if (status == 404) ns_http_respond_error(r, 404, "model \"%s\" not found, try pulling it first", model);
-        else ns_http_respond_error(r, status ? status : 500, "%s", err);
-    }
+    if (!lm) ns_route_respond_model_error(r, model, status, err);
     return lm;
 }
 

@@ -234,6 +234,11 @@ static void dispatch(void *app, ns_http_req *r) {
     ns_http_respond_error(r, 404, "not found: %s %s", method, path);
 }
 
+void ns_route_respond_model_error(ns_http_req *r, const char *model, int status, const char *err) {
+    if (status == 404) ns_http_respond_error(r, 404, "model \"%s\" not found, try pulling it first", model);
+    else ns_http_respond_error(r, status ? status : 500, "%s", err);
+}
+
 cJSON *ns_route_parse_body(ns_http_req *r) {
     size_t len;
     const char *body = ns_http_body(r, &len);
