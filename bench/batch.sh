@@ -17,6 +17,7 @@
 # (default "decode prefix snapshot").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 streams=("$@")
 [ "${#streams[@]}" -gt 0 ] || streams=(1 4 8 16)
@@ -62,27 +63,11 @@ echo "== starting the server ($parallel slots of $ctx tokens, $threads threads)"
 # Debug logging adds two lines per generation; they carry each request's
 # cached prompt tokens, which the prefix table reads by request id.
 serve_args=(serve --host 127.0.0.1:0 --no-demo --models "$tmp/models" --keep-alive -1 --no-mmap
-            --num-parallel "$parallel" --ctx "$ctx" --threads "$threads" --preload "$model")
-# The snapshot directory: the flag where this build has it, the environment anyway.
-export NSTACK_SNAPSHOTS="$tmp/snapshots"
-if "$nstack" serve --help 2>&1 | grep -q -- '--snapshots'; then serve_args+=(--snapshots "$tmp/snapshots"); fi
+            --num-parallel "$parallel" --ctx "$ctx" --threads "$threads" --preload "$model"
+            --snapshots "$tmp/snapshots")
 NSTACK_LOG=debug "$nstack" "${serve_args[@]}" 2>"$tmp/server.log" &
 server_pid=$!
-url=""
-for _ in $(seq 1200); do # up to 2 minutes: --preload reads the model first
-    port="$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$tmp/server.log" | head -n1)"
-    if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/api/version" >/dev/null; then
-        url="http://127.0.0.1:$port"
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$url" ]; then
-    echo "the server did not start:" >&2
-    cat "$tmp/server.log" >&2
-    exit 1
-fi
+wait_for_server "$tmp/server.log" "$server_pid" 1200 # up to 2 minutes: --preload reads the model first
 # Loaded already by --preload; this checks it, with keep_alive -1.
 if ! curl -sf "$url/api/generate" -d "{\"model\":\"$model\",\"keep_alive\":-1}" | grep -q '"done":true'; then
     echo "loading the model failed:" >&2

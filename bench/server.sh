@@ -13,6 +13,7 @@
 # ITERS (in-process iterations, default 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 duration="${1:-10}"
 shift || true
@@ -56,21 +57,7 @@ serve_args=(serve --host 127.0.0.1:0 --no-demo --models "$tmp/models" --keep-ali
 [ "$threads" -gt 0 ] && serve_args+=(--threads "$threads")
 "$build/nstack" "${serve_args[@]}" 2>"$tmp/server.log" &
 server_pid=$!
-url=""
-for _ in $(seq 200); do
-    port="$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$tmp/server.log" | head -n1)"
-    if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/api/version" >/dev/null; then
-        url="http://127.0.0.1:$port"
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if [ -z "$url" ]; then
-    echo "the server did not start:" >&2
-    cat "$tmp/server.log" >&2
-    exit 1
-fi
+wait_for_server "$tmp/server.log" "$server_pid" 100
 
 body="{\"model\":\"$model\",\"prompt\":\"$prompt\",\"stream\":false,\"keep_alive\":-1,\"options\":{\"temperature\":0,\"num_predict\":1}}"
 # Loads the model, and checks that a request works at all.
