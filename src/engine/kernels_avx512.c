@@ -937,11 +937,61 @@ INLINE __m512i gemm_dot(__m512i acc, const __m512i *w, const uint8_t *q) {
 #endif
 }
 
+/* The weights of the panel after this one (16 segments of len bytes, ws
+ * apart), fetched into L2 while this one's tiles compute: packing alone
+ * leaves the arithmetic and the memory waits one after the other, and with
+ * few activation rows (decoding several sequences at once) that doubled a
+ * product's time. A cursor (row, offset) walks them, per_step lines per
+ * step of the tile loop. */
+typedef struct {
+    const uint8_t *row;
+    size_t ws, len, off;
+    int rows_left, per_step;
+} gemm_prefetch;
+
+INLINE gemm_prefetch gemm_prefetch_init(const uint8_t *base, size_t ws, size_t len, int nbc) {
+    gemm_prefetch pf = {base, ws, len, 0, base ? GEMM_ROWS : 0, 0};
+    const size_t lines = (len + 63) / 64 * GEMM_ROWS;
+    pf.per_step = (int)((lines + (size_t)nbc - 1) / (size_t)nbc);
+    return pf;
+}
+
+INLINE void gemm_prefetch_step(gemm_prefetch *pf) {
+    for (int i = 0; i < pf->per_step && pf->rows_left > 0; i++) {
+        _mm_prefetch((const char *)(pf->row + pf->off), _MM_HINT_T1);
+        pf->off += 64;
+        if (pf->off >= pf->len) {
+            pf->off = 0;
+            pf->row += pf->ws;
+            pf->rows_left--;
+        }
+    }
+}
+
+/* The panel after (r0, k0) of a product over nb blocks of sz bytes in
+ * chunks of kc, spread over `steps` calls of gemm_prefetch_step: the next
+ * chunk of these rows, else the first chunk of the next 16 rows (none past
+ * the task's rows: another thread may take those). */
+/* Past this many activation rows a panel's arithmetic is long enough for
+ * the hardware prefetchers, and the explicit one only competes with them. */
+enum { GEMM_PREFETCH_MAX_X = 16 };
+
+INLINE gemm_prefetch gemm_next_panel(const uint8_t *w, size_t ws, int r0, int n_rows, int64_t k0, int64_t nb, int kc,
+                                     size_t sz, int steps) {
+    if (k0 + kc < nb) {
+        const int64_t nk = nb - k0 - kc < kc ? nb - k0 - kc : kc;
+        return gemm_prefetch_init(w + (size_t)r0 * ws + (size_t)(k0 + kc) * sz, ws, (size_t)nk * sz, steps);
+    }
+    if (r0 + 2 * GEMM_ROWS <= n_rows)
+        return gemm_prefetch_init(w + (size_t)(r0 + GEMM_ROWS) * ws, ws, (size_t)(nb < kc ? nb : kc) * sz, steps);
+    return gemm_prefetch_init(NULL, ws, 0, steps);
+}
+
 /* T activation rows (at x, x + xs, ...) against a panel's chunk. The loops
  * over activation rows are unrolled so that the accumulators and the row
  * pointers stay in registers. */
 INLINE void gemm_tile(const gemm_panel *p, int nbc, const uint8_t *x, size_t xs, int64_t k0, const int T, float *y,
-                      size_t ys, __mmask16 rmask, bool first, gemm_wtype t) {
+                      size_t ys, __mmask16 rmask, bool first, gemm_wtype t, gemm_prefetch *pf) {
     const uint8_t *xb[GEMM_TOKS];
     __m512 acc[GEMM_TOKS];
     /* gemm_pack4's lane order, and back (the permutation is its own inverse) */
@@ -953,6 +1003,7 @@ INLINE void gemm_tile(const gemm_panel *p, int nbc, const uint8_t *x, size_t xs,
         if (!first && gw_packed4(t)) acc[j] = _mm512_permutexvar_ps(perm, acc[j]);
     }
     for (int k = 0; k < nbc; k++) {
+        if (pf) gemm_prefetch_step(pf);
         __m512i w[8];
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512(&p->w[k][g]);
@@ -988,14 +1039,16 @@ INLINE void gemm_impl(int64_t n, const void *wv, size_t ws, int n_rows, const vo
             const bool first = k0 == 0;
             if (gw_packed4(t)) gemm_pack4(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
             else gemm_pack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            gemm_prefetch pf = gemm_next_panel(w, ws, r0, n_rows, k0, nb, GEMM_KC, gw_size(t), nbc);
             for (int j = 0; j < n_x;) {
                 const int left = n_x - j, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
                 const uint8_t *xj = x + (size_t)j * xs;
                 float *yj = y + (size_t)j * ys + r0;
-                if (T == 8) gemm_tile(&p, nbc, xj, xs, k0, 8, yj, ys, rm, first, t);
-                else if (T == 4) gemm_tile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t);
-                else if (T == 2) gemm_tile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t);
-                else gemm_tile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t);
+                gemm_prefetch *pj = j == 0 && n_x <= GEMM_PREFETCH_MAX_X ? &pf : NULL;
+                if (T == 8) gemm_tile(&p, nbc, xj, xs, k0, 8, yj, ys, rm, first, t, pj);
+                else if (T == 4) gemm_tile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t, pj);
+                else if (T == 2) gemm_tile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t, pj);
+                else gemm_tile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t, pj);
                 j += T;
             }
         }
@@ -1268,7 +1321,7 @@ INLINE __m512i dot_i16(__m512i acc, __m512i a, __m512i b) {
 }
 
 INLINE void gemm_ktile(const gemm_kpanel *p, int nbc, const uint8_t *x, size_t xs, int64_t k0, const int T, float *y,
-                       size_t ys, __mmask16 rmask, bool first, gemm_ktype t) {
+                       size_t ys, __mmask16 rmask, bool first, gemm_ktype t, gemm_prefetch *pf) {
     const uint8_t *xb[GEMM_TOKS];
     __m512 acc[GEMM_TOKS];
 #pragma GCC unroll 8
@@ -1281,6 +1334,7 @@ INLINE void gemm_ktile(const gemm_kpanel *p, int nbc, const uint8_t *x, size_t x
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++) isum[j] = _mm512_setzero_si512();
         for (int u = 0; u < 8; u++) {
+            if (pf) gemm_prefetch_step(pf);
             __m512i w[8];
 #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512(&p->w[k][u][g]);
@@ -1342,14 +1396,17 @@ INLINE void gemm_kimpl(int64_t n, const void *wv, size_t ws, int n_rows, const v
             const int nbc = nb - k0 < GEMM_KKC ? (int)(nb - k0) : GEMM_KKC;
             const bool first = k0 == 0;
             gemm_kpack(&p, w + (size_t)r0 * ws, ws, nr, k0, nbc, t);
+            /* one prefetch step per 32-element unit */
+            gemm_prefetch pf = gemm_next_panel(w, ws, r0, n_rows, k0, nb, GEMM_KKC, gk_size(t), 8 * nbc);
             for (int j = 0; j < n_x;) {
                 const int left = n_x - j, T = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
                 const uint8_t *xj = x + (size_t)j * xs;
                 float *yj = y + (size_t)j * ys + r0;
-                if (T == 8) gemm_ktile(&p, nbc, xj, xs, k0, 8, yj, ys, rm, first, t);
-                else if (T == 4) gemm_ktile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t);
-                else if (T == 2) gemm_ktile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t);
-                else gemm_ktile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t);
+                gemm_prefetch *pj = j == 0 && n_x <= GEMM_PREFETCH_MAX_X ? &pf : NULL;
+                if (T == 8) gemm_ktile(&p, nbc, xj, xs, k0, 8, yj, ys, rm, first, t, pj);
+                else if (T == 4) gemm_ktile(&p, nbc, xj, xs, k0, 4, yj, ys, rm, first, t, pj);
+                else if (T == 2) gemm_ktile(&p, nbc, xj, xs, k0, 2, yj, ys, rm, first, t, pj);
+                else gemm_ktile(&p, nbc, xj, xs, k0, 1, yj, ys, rm, first, t, pj);
                 j += T;
             }
         }

@@ -24,6 +24,7 @@ enum {
     PROMPT_CHUNK_ROWS = 16, /* weight rows per task when n_tok > 1 */
     GEMM_MIN_TOKENS = 4,    /* fewer: vec_dot_n is as fast (bench_kernels -g) */
     GEMM_TASK_ROWS = 32,    /* weight rows per gemm task */
+    GEMM_FEW_TOKENS = 16,   /* up to this many tokens, gemm tasks grow (below) */
 };
 
 size_t ns_matmul_scratch_size(int64_t ne0, int n_tok) {
@@ -106,7 +107,15 @@ void ns_matmul(ns_pool *pool, const ns_weight *w, const float *x, int n_tok, flo
         j.xq_row = ns_gemm_row_size(w->ne0);
         ns_pool_run_work(pool, gemm_prep_task, &j, n_convert, convert_work);
         j.rows_per_task = GEMM_TASK_ROWS;
-        ns_pool_run_work(pool, gemm_task, &j, (int)((w->ne1 + GEMM_TASK_ROWS - 1) / GEMM_TASK_ROWS), product_work);
+        if (n_tok <= GEMM_FEW_TOKENS) {
+            /* few tokens: the product streams the weights, and longer runs
+             * of rows let the kernel prefetch the next panel while it
+             * computes one (a few tasks per thread still balance cores) */
+            int64_t rows = w->ne1 / ((int64_t)n_threads * 4);
+            rows = (rows + 15) / 16 * 16;
+            if (rows > j.rows_per_task) j.rows_per_task = rows;
+        }
+        ns_pool_run_work(pool, gemm_task, &j, (int)((w->ne1 + j.rows_per_task - 1) / j.rows_per_task), product_work);
         return;
     }
     ns_pool_run_work(pool, quantize_task, &j, n_convert, convert_work);
