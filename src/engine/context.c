@@ -22,7 +22,7 @@ struct ns_context {
     float *x, *xb, *q, *k, *v, *qkv, *att, *hb, *hb2;
     float *scores;         /* n_head * n_ctx attention weights */
     float *rope_cs;        /* n_rot: cos/sin pairs of the current position */
-    float *kv_row;         /* per head task: a decoded cache row and the query */
+    float *kv_row;         /* per head: room for a decoded row, then the query in the cache's type */
     void *scratch;
     int *tok_seq, *tok_pos; /* per batch row: its sequence and position */
     int32_t *batch_toks;   /* ns_decode_batch's tokens side by side (n_batch) */
@@ -206,54 +206,95 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 typedef struct {
     ns_context *c;
     int layer, n_tok;
+    int per_task; /* query heads per task, all of one KV head's group */
 } attn_job;
 
-/* One head for every token of the batch: causal (and windowed) softmax
- * attention over its own sequence's cache, which already holds this
- * batch's keys/values (c->tok_seq / c->tok_pos say whose and where).
+enum {
+    ATTN_HEADS_MAX = 16,    /* query heads one task takes at most */
+    ATTN_ROUND_CHUNK = 256, /* attention weights rounded to F16 per call */
+};
+
+/* Query heads per attention task: a whole group of heads that share a KV
+ * head reads each key and value row once for all of them, but the tasks
+ * must still be enough to keep every thread busy. */
+static int attn_heads_per_task(const ns_hparams *hp, int n_threads) {
+    int per = hp->n_head / hp->n_head_kv;
+    while (per > 1 && hp->n_head / per < 2 * n_threads) per = (per + 1) / 2;
+    return per < ATTN_HEADS_MAX ? per : ATTN_HEADS_MAX;
+}
+
+/* Query heads [h0, h0 + nh) of one KV head's group for every token of the
+ * batch: causal (and windowed) softmax attention over its own sequence's
+ * cache, which already holds this batch's keys/values (c->tok_seq /
+ * c->tok_pos say whose and where). Each key and value row is decoded once
+ * for the nh heads (vec_dot_n, axpy_n).
  * With an F16 cache the query and the attention weights are rounded to F16
  * before their products with F16 keys and values, as the reference engine
  * does (its F16 dot products take both operands in F16). */
-static void attn_task(void *arg, int h, int n_tasks) {
+static void attn_task(void *arg, int task, int n_tasks) {
     (void)n_tasks;
     const attn_job *j = arg;
     ns_context *c = j->c;
     const ns_hparams *hp = &c->m->hp;
-    const int hd = hp->head_dim;
-    const int kvh = h / (hp->n_head / hp->n_head_kv);
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int parts = (group + j->per_task - 1) / j->per_task;
+    const int kvh = task / parts, i0 = (task % parts) * j->per_task;
+    const int h0 = kvh * group + i0, nh = group - i0 < j->per_task ? group - i0 : j->per_task;
     const int dq = hp->n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const ns_type_kernels *kk = ns_kernels(c->kv.type);
     const bool f16 = c->kv.type == NS_TYPE_F16;
     const size_t head_off = (size_t)kvh * hd * c->kv.elt_size;
-    float *sc = c->scores + (size_t)h * c->n_ctx;
-    float *row = c->kv_row + (size_t)h * 2 * hd;
-    void *qh = row + hd; /* the query in the cache's type */
+    /* per head: scores (n_ctx), and in kv_row the query in the cache's type
+     * (after hd floats of room), 2 * hd floats apart */
+    const size_t q_stride = sizeof(float) * 2 * (size_t)hd;
+    uint8_t *qh = (uint8_t *)(c->kv_row + (size_t)h0 * 2 * hd + hd);
+    float dots[ATTN_HEADS_MAX], w[ATTN_HEADS_MAX], maxv[ATTN_HEADS_MAX];
+    double sum[ATTN_HEADS_MAX];
     for (int t = 0; t < j->n_tok; t++) {
         const int pos = c->tok_pos[t], seq = c->tok_seq[t];
-        const float *q = c->q + (size_t)t * dq + (size_t)h * hd;
-        kk->from_float(q, qh, hd);
+        const float *q = c->q + (size_t)t * dq + (size_t)h0 * hd;
+        for (int i = 0; i < nh; i++) {
+            kk->from_float(q + (size_t)i * hd, qh + (size_t)i * q_stride, hd);
+            maxv[i] = -INFINITY;
+            sum[i] = 0.0;
+        }
         int first = 0;
         if (hp->n_swa > 0 && pos - hp->n_swa + 1 > 0) first = pos - hp->n_swa + 1;
-        float maxv = -INFINITY;
         for (int p = first; p <= pos; p++) {
-            float s = kk->vec_dot(hd, ns_kv_k_row(&c->kv, seq, j->layer, p) + head_off, qh) * scale;
-            sc[p] = s;
-            if (s > maxv) maxv = s;
+            const uint8_t *krow = ns_kv_k_row(&c->kv, seq, j->layer, p) + head_off;
+            if (kk->vec_dot_n) kk->vec_dot_n(hd, krow, qh, q_stride, nh, dots);
+            else for (int i = 0; i < nh; i++) dots[i] = kk->vec_dot(hd, krow, qh + (size_t)i * q_stride);
+            for (int i = 0; i < nh; i++) {
+                float s = dots[i] * scale;
+                c->scores[(size_t)(h0 + i) * c->n_ctx + p] = s;
+                if (s > maxv[i]) maxv[i] = s;
+            }
         }
-        double sum = 0.0;
-        for (int p = first; p <= pos; p++) {
-            sc[p] = expf(sc[p] - maxv);
-            sum += sc[p];
+        for (int i = 0; i < nh; i++) {
+            float *sc = c->scores + (size_t)(h0 + i) * c->n_ctx;
+            for (int p = first; p <= pos; p++) {
+                sc[p] = expf(sc[p] - maxv[i]);
+                sum[i] += sc[p];
+            }
+            /* the weights themselves, ready for the values (F16: rounded
+             * through the cache type's own conversions, a chunk at a time) */
+            const float inv = (float)(1.0 / sum[i]);
+            for (int p = first; p <= pos; p++) sc[p] *= inv;
+            if (f16) {
+                uint16_t tmp[ATTN_ROUND_CHUNK];
+                for (int p0 = first; p0 <= pos; p0 += ATTN_ROUND_CHUNK) {
+                    const int m = pos + 1 - p0 < ATTN_ROUND_CHUNK ? pos + 1 - p0 : ATTN_ROUND_CHUNK;
+                    kk->from_float(sc + p0, tmp, m);
+                    kk->to_float(tmp, sc + p0, m);
+                }
+            }
         }
-        float inv = (float)(1.0 / sum);
-        float *out = c->att + (size_t)t * dq + (size_t)h * hd;
-        memset(out, 0, sizeof(float) * (size_t)hd);
+        float *out = c->att + (size_t)t * dq + (size_t)h0 * hd;
+        memset(out, 0, sizeof(float) * (size_t)hd * nh);
         for (int p = first; p <= pos; p++) {
-            kk->to_float(ns_kv_v_row(&c->kv, seq, j->layer, p) + head_off, row, hd);
-            float w = sc[p] * inv;
-            if (f16) w = ns_fp16_to_fp32(ns_fp32_to_fp16(w));
-            for (int i = 0; i < hd; i++) out[i] += w * row[i];
+            for (int i = 0; i < nh; i++) w[i] = c->scores[(size_t)(h0 + i) * c->n_ctx + p];
+            kk->axpy_n(hd, ns_kv_v_row(&c->kv, seq, j->layer, p) + head_off, w, nh, out, (size_t)hd);
         }
     }
 }
@@ -312,8 +353,9 @@ static void forward_rows(ns_context *c, const int32_t *tokens, int n, float *log
             ns_kv_store(&c->kv, ns_kv_k_row(&c->kv, seq, il, pos), k);
             ns_kv_store(&c->kv, ns_kv_v_row(&c->kv, seq, il, pos), v);
         }
-        attn_job aj = {c, il, n};
-        ns_pool_run_work(c->pool, attn_task, &aj, hp->n_head, attn_work);
+        attn_job aj = {c, il, n, attn_heads_per_task(hp, ns_pool_threads(c->pool))};
+        const int group = hp->n_head / hp->n_head_kv;
+        ns_pool_run_work(c->pool, attn_task, &aj, hp->n_head_kv * ((group + aj.per_task - 1) / aj.per_task), attn_work);
 
         ns_matmul(c->pool, &ly->wo, c->att, n, c->xb, c->scratch);
         for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];

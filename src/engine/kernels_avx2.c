@@ -756,6 +756,34 @@ static void quant_f16(const float *src, void *dst, int64_t n) {
     for (; i < n; i++) st16(p + 2 * i, ns_fp32_to_fp16(src[i]));
 }
 
+/* Attention's value sums (quant.h). A product and a sum, not a fused
+ * multiply-add, so that every output equals the scalar kernel's. */
+INLINE void axpy_n8(__m256 v, const float *a, int ny, float *y, size_t ys) {
+    for (int j = 0; j < ny; j++) {
+        float *yj = y + (size_t)j * ys;
+        _mm256_storeu_ps(yj, _mm256_add_ps(_mm256_loadu_ps(yj), _mm256_mul_ps(_mm256_set1_ps(a[j]), v)));
+    }
+}
+
+static void axpy_n_f32(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
+    const float *p = x;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) axpy_n8(_mm256_loadu_ps(p + i), a, ny, y + i, ys);
+    for (; i < n; i++)
+        for (int j = 0; j < ny; j++) y[(size_t)j * ys + i] += a[j] * p[i];
+}
+
+static void axpy_n_f16(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
+    const uint8_t *p = x;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) axpy_n8(_mm256_cvtph_ps(loadu128(p + 2 * i)), a, ny, y + i, ys);
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        for (int j = 0; j < ny; j++) y[(size_t)j * ys + i] += a[j] * ns_fp16_to_fp32(h);
+    }
+}
+
 /* F16C conversion is exact, NaN payloads included, like ns_fp16_to_fp32. */
 static void dequant_f16(const void *src, float *dst, int64_t n) {
     const uint8_t *p = src;
@@ -1353,6 +1381,8 @@ void NS_LEVEL_FILL(ns_type_kernels *tab) {
 #undef SET
     tab[NS_TYPE_F16].from_float = quant_f16;
     tab[NS_TYPE_F16].to_float = dequant_f16;
+    tab[NS_TYPE_F16].axpy_n = axpy_n_f16;
+    tab[NS_TYPE_F32].axpy_n = axpy_n_f32;
     tab[NS_TYPE_Q8_0].from_float = quant_q8_0;
     tab[NS_TYPE_Q8_1].from_float = quant_q8_1;
     tab[NS_TYPE_Q8_K].from_float = quant_q8_K;

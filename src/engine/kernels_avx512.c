@@ -740,6 +740,47 @@ static void quant_q8_K(const float *src, void *dst, int64_t n) {
     }
 }
 
+/* F16C conversion is exact, like ns_fp16_to_fp32. */
+static void dequant_f16(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(loadu256(p + 2 * i)));
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p + 2 * i)));
+    }
+}
+
+/* Attention's value sums (quant.h), a product and a sum (not fused) as in
+ * the scalar kernel, 16 elements at a time, the tail masked. */
+INLINE void axpy_n16(__m512 v, __mmask16 k, const float *a, int ny, float *y, size_t ys) {
+    for (int j = 0; j < ny; j++) {
+        float *yj = y + (size_t)j * ys;
+        const __m512 s = _mm512_add_ps(_mm512_maskz_loadu_ps(k, yj), _mm512_mul_ps(_mm512_set1_ps(a[j]), v));
+        _mm512_mask_storeu_ps(yj, k, s);
+    }
+}
+
+static void axpy_n_f32(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
+    const float *p = x;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) axpy_n16(_mm512_loadu_ps(p + i), 0xFFFF, a, ny, y + i, ys);
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        axpy_n16(_mm512_maskz_loadu_ps(k, p + i), k, a, ny, y + i, ys);
+    }
+}
+
+static void axpy_n_f16(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
+    const uint8_t *p = x;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) axpy_n16(_mm512_cvtph_ps(loadu256(p + 2 * i)), 0xFFFF, a, ny, y + i, ys);
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        axpy_n16(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p + 2 * i)), k, a, ny, y + i, ys);
+    }
+}
+
 static void quant_f16(const float *src, void *dst, int64_t n) {
     uint8_t *p = dst;
     int64_t i = 0;
@@ -1466,6 +1507,9 @@ void NS_LEVEL_FILL(ns_type_kernels *tab) {
     SET(NS_TYPE_Q6_K, dot_q6_K);
 #undef SET
     tab[NS_TYPE_F16].from_float = quant_f16;
+    tab[NS_TYPE_F16].to_float = dequant_f16;
+    tab[NS_TYPE_F16].axpy_n = axpy_n_f16;
+    tab[NS_TYPE_F32].axpy_n = axpy_n_f32;
     tab[NS_TYPE_Q8_0].from_float = quant_q8_0;
     tab[NS_TYPE_Q8_1].from_float = quant_q8_1;
     tab[NS_TYPE_Q8_K].from_float = quant_q8_K;

@@ -85,6 +85,18 @@ static float dot_f16_f16(int64_t n, const void *w, const void *x) {
     return (float)sum;
 }
 
+static void axpy_n_f32(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
+    const uint8_t *p = x;
+    for (int j = 0; j < ny; j++)
+        for (int64_t i = 0; i < n; i++) y[(size_t)j * ys + i] += a[j] * ldf(p + 4 * i);
+}
+
+static void axpy_n_f16(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
+    const uint8_t *p = x;
+    for (int j = 0; j < ny; j++)
+        for (int64_t i = 0; i < n; i++) y[(size_t)j * ys + i] += a[j] * ldh(p + 2 * i);
+}
+
 static void dequant_bf16(const void *src, float *dst, int64_t n) {
     const uint8_t *p = src;
     for (int64_t i = 0; i < n; i++) dst[i] = ns_bf16_to_fp32(ld16(p + 2 * i));
@@ -739,21 +751,21 @@ static float dot_q6_K_q8_K(int64_t n, const void *w, const void *x) {
  * replaces the kernels it has. All tables are built once, at first use. */
 
 static const ns_type_kernels scalar_kernels[NS_TYPE_COUNT] = {
-    [NS_TYPE_F32] = {dequant_f32, quant_f32, dot_f32_f32, NS_TYPE_F32, NULL, NULL, NULL},
-    [NS_TYPE_F16] = {dequant_f16, quant_f16, dot_f16_f16, NS_TYPE_F16, NULL, NULL, NULL},
-    [NS_TYPE_BF16] = {dequant_bf16, quant_bf16, dot_bf16_bf16, NS_TYPE_BF16, NULL, NULL, NULL},
-    [NS_TYPE_Q4_0] = {dequant_q4_0, quant_q4_0, dot_q4_0_q8_0, NS_TYPE_Q8_0, NULL, NULL, NULL},
-    [NS_TYPE_Q4_1] = {dequant_q4_1, quant_q4_1, dot_q4_1_q8_1, NS_TYPE_Q8_1, NULL, NULL, NULL},
-    [NS_TYPE_Q5_0] = {dequant_q5_0, quant_q5_0, dot_q5_0_q8_0, NS_TYPE_Q8_0, NULL, NULL, NULL},
-    [NS_TYPE_Q5_1] = {dequant_q5_1, quant_q5_1, dot_q5_1_q8_1, NS_TYPE_Q8_1, NULL, NULL, NULL},
-    [NS_TYPE_Q8_0] = {dequant_q8_0, quant_q8_0, dot_q8_0_q8_0, NS_TYPE_Q8_0, NULL, NULL, NULL},
-    [NS_TYPE_Q8_1] = {dequant_q8_1, quant_q8_1, NULL, NS_TYPE_Q8_1, NULL, NULL, NULL},
-    [NS_TYPE_Q2_K] = {dequant_q2_K, NULL, dot_q2_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL},
-    [NS_TYPE_Q3_K] = {dequant_q3_K, NULL, dot_q3_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL},
-    [NS_TYPE_Q4_K] = {dequant_q4_K, NULL, dot_q4_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL},
-    [NS_TYPE_Q5_K] = {dequant_q5_K, NULL, dot_q5_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL},
-    [NS_TYPE_Q6_K] = {dequant_q6_K, NULL, dot_q6_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL},
-    [NS_TYPE_Q8_K] = {dequant_q8_K, quant_q8_K, NULL, NS_TYPE_Q8_K, NULL, NULL, NULL},
+    [NS_TYPE_F32] = {dequant_f32, quant_f32, dot_f32_f32, NS_TYPE_F32, NULL, NULL, NULL, axpy_n_f32},
+    [NS_TYPE_F16] = {dequant_f16, quant_f16, dot_f16_f16, NS_TYPE_F16, NULL, NULL, NULL, axpy_n_f16},
+    [NS_TYPE_BF16] = {dequant_bf16, quant_bf16, dot_bf16_bf16, NS_TYPE_BF16, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q4_0] = {dequant_q4_0, quant_q4_0, dot_q4_0_q8_0, NS_TYPE_Q8_0, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q4_1] = {dequant_q4_1, quant_q4_1, dot_q4_1_q8_1, NS_TYPE_Q8_1, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q5_0] = {dequant_q5_0, quant_q5_0, dot_q5_0_q8_0, NS_TYPE_Q8_0, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q5_1] = {dequant_q5_1, quant_q5_1, dot_q5_1_q8_1, NS_TYPE_Q8_1, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q8_0] = {dequant_q8_0, quant_q8_0, dot_q8_0_q8_0, NS_TYPE_Q8_0, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q8_1] = {dequant_q8_1, quant_q8_1, NULL, NS_TYPE_Q8_1, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q2_K] = {dequant_q2_K, NULL, dot_q2_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q3_K] = {dequant_q3_K, NULL, dot_q3_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q4_K] = {dequant_q4_K, NULL, dot_q4_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q5_K] = {dequant_q5_K, NULL, dot_q5_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q6_K] = {dequant_q6_K, NULL, dot_q6_K_q8_K, NS_TYPE_Q8_K, NULL, NULL, NULL, NULL},
+    [NS_TYPE_Q8_K] = {dequant_q8_K, quant_q8_K, NULL, NS_TYPE_Q8_K, NULL, NULL, NULL, NULL},
 };
 
 static ns_type_kernels level_kernels[NS_ISA_COUNT][NS_TYPE_COUNT];

@@ -33,6 +33,12 @@ typedef void (*ns_vec_dot_n_fn)(int64_t n, const void *w, const void *x, size_t 
  * table's vec_dot returns for the same rows (its sums follow the scalar
  * order), which the SIMD vec_dot is not: outputs of gemm and of the active
  * vec_dot agree within the kernels' tolerance, not bit for bit. */
+/* Attention's weighted sum of values: y_j[i] += a[j] * x[i] for i < n,
+ * j < ny, where y_j = y + j * y_stride floats and x is one row in this
+ * type, decoded once for the ny outputs (the query heads that share a KV
+ * head). Provided for the KV cache types (F32, F16). */
+typedef void (*ns_axpy_n_fn)(int64_t n, const void *x, const float *a, int ny, float *y, size_t y_stride);
+
 typedef void (*ns_gemm_prep_fn)(const float *x, int64_t n, void *dst);
 typedef void (*ns_gemm_fn)(int64_t n, const void *w, size_t w_stride, int n_rows, const void *x, size_t x_stride,
                            int n_x, float *y, size_t y_stride);
@@ -50,6 +56,7 @@ typedef struct {
     ns_vec_dot_n_fn vec_dot_n;     /* optional: NULL if not provided */
     ns_gemm_prep_fn gemm_prep;     /* optional, with gemm: both or neither */
     ns_gemm_fn gemm;
+    ns_axpy_n_fn axpy_n;           /* optional: NULL if not provided */
 } ns_type_kernels;
 
 /* NULL for a type the engine cannot compute with. The table is that of the

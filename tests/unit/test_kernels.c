@@ -23,6 +23,10 @@
  *   row, for every count of rows and activation rows around the kernels'
  *   tile sizes, rows longer than a panel chunk, padded strides; nothing
  *   written outside the outputs or past ns_gemm_row_size.
+ * - axpy_n (attention's value sums, F32 and F16 rows): every output
+ *   bit-identical to the scalar kernel's (both multiply, then add, with no
+ *   fused step), for lengths around the vector widths and 1 to 16 outputs;
+ *   nothing written between the output rows.
  * Rows of 1 block, odd block counts, long rows, and misaligned pointers. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -633,6 +637,43 @@ static void test_gemm(void **state) {
     printf("# gemm checked on %d type x level pairs\n", checked);
 }
 
+/* ---- attention value sums ------------------------------------------------ */
+
+static void check_axpy_n(ns_type t, ns_isa level, int64_t n, int ny) {
+    const size_t ys = (size_t)n + 3; /* a gap after each output row */
+    const size_t esz = t == NS_TYPE_F16 ? 2 : 4;
+    float *xf = malloc(sizeof(float) * (size_t)n), *a = malloc(sizeof(float) * (size_t)ny);
+    uint8_t *x = malloc(esz * (size_t)n);
+    float *y0 = malloc(sizeof(float) * ys * (size_t)ny), *y1 = malloc(sizeof(float) * ys * (size_t)ny);
+    assert_non_null(xf); assert_non_null(a); assert_non_null(x); assert_non_null(y0); assert_non_null(y1);
+    for (int64_t i = 0; i < n; i++) xf[i] = rng_normal();
+    scalar_k(t)->from_float(xf, x, n);
+    for (int j = 0; j < ny; j++) a[j] = rng_uniform();
+    for (size_t i = 0; i < ys * (size_t)ny; i++) y0[i] = y1[i] = rng_normal();
+    scalar_k(t)->axpy_n(n, x, a, ny, y0, ys);
+    ns_kernels_for_isa(t, level)->axpy_n(n, x, a, ny, y1, ys);
+    for (size_t i = 0; i < ys * (size_t)ny; i++)
+        if (memcmp(&y0[i], &y1[i], sizeof(float)) != 0)
+            fail_msg("%s axpy_n on %s n=%lld ny=%d: y[%zu] = %.9g, scalar %.9g", ns_type_name(t), ns_isa_name(level),
+                     (long long)n, ny, i, (double)y1[i], (double)y0[i]);
+    free(xf); free(a); free(x); free(y0); free(y1);
+}
+
+static void test_axpy_n(void **state) {
+    (void)state;
+    ns_isa lv[NS_ISA_COUNT];
+    const int nl = simd_levels(lv);
+    const ns_type types[] = {NS_TYPE_F32, NS_TYPE_F16};
+    const int64_t lens[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 64, 80, 96, 128, 256};
+    const int nys[] = {1, 2, 3, 4, 5, 8, 16};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        assert_non_null(scalar_k(types[ti])->axpy_n);
+        for (int l = 0; l < nl; l++)
+            for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+                for (size_t yi = 0; yi < sizeof nys / sizeof *nys; yi++) check_axpy_n(types[ti], lv[l], lens[li], nys[yi]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_levels),
@@ -643,6 +684,7 @@ int main(void) {
         cmocka_unit_test(test_dot_random),
         cmocka_unit_test(test_dot_n),
         cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_axpy_n),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
