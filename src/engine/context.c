@@ -337,9 +337,9 @@ static void forward_rows(ns_context *c, const int32_t *tokens, int n, float *log
                 memcpy(c->v + (size_t)t * dkv, src + dq + dkv, sizeof(float) * dkv);
             }
         } else {
-            ns_matmul(c->pool, &ly->wq, c->xb, n, c->q, c->scratch);
-            ns_matmul(c->pool, &ly->wk, c->xb, n, c->k, c->scratch);
-            ns_matmul(c->pool, &ly->wv, c->xb, n, c->v, c->scratch);
+            const ns_weight *qkv[3] = {&ly->wq, &ly->wk, &ly->wv};
+            float *out[3] = {c->q, c->k, c->v};
+            ns_matmul_multi(c->pool, qkv, 3, c->xb, n, out, c->scratch);
         }
         for (int t = 0; t < n; t++) {
             float *q = c->q + (size_t)t * dq, *k = c->k + (size_t)t * dkv, *v = c->v + (size_t)t * dkv;
@@ -362,8 +362,9 @@ static void forward_rows(ns_context *c, const int32_t *tokens, int n, float *log
 
         for (int t = 0; t < n; t++) rms_norm(c->xb + (size_t)t * d, c->x + (size_t)t * d, ly->ffn_norm, d, hp->rms_eps);
         if (ly->w_gate.data) {
-            ns_matmul(c->pool, &ly->w_gate, c->xb, n, c->hb, c->scratch);
-            ns_matmul(c->pool, &ly->w_up, c->xb, n, c->hb2, c->scratch);
+            const ns_weight *gate_up[2] = {&ly->w_gate, &ly->w_up};
+            float *out[2] = {c->hb, c->hb2};
+            ns_matmul_multi(c->pool, gate_up, 2, c->xb, n, out, c->scratch);
             for (size_t i = 0; i < (size_t)n * ff; i++) c->hb[i] = silu(c->hb[i]) * c->hb2[i];
         } else {
             /* fused: each row of the output holds the gate then the up half */
