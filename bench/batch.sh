@@ -12,7 +12,8 @@
 #
 # Env: BUILD_DIR (default build), THREADS (the model's threads, default 2),
 # PARALLEL (--num-parallel, default 16), CTX (--ctx per slot, default 2048),
-# NUM_PREDICT (default 64), SEED (default 42), PREFIX_TOKENS (default 1000),
+# NUM_PREDICT (default 64), ROUNDS (decode rounds, interleaved, the median
+# reported; default 3), SEED (default 42), PREFIX_TOKENS (default 1000),
 # SNAPSHOT_TOKENS (default 1900: the session must stay under CTX), PARTS
 # (default "decode prefix snapshot").
 set -euo pipefail

@@ -5,7 +5,9 @@
 //   node bench/batch_driver.mjs URL MODEL prefix
 //   node bench/batch_driver.mjs URL MODEL snapshot
 //
-// Env: NUM_PREDICT (decode tokens per stream, default 64), SEED (default 42),
+// Env: NUM_PREDICT (decode tokens per stream, default 64), ROUNDS (decode:
+// the stream counts are measured this many times, interleaved, and each
+// row gives the median round; default 3), SEED (default 42),
 // PREFIX_TOKENS (default 1000), SNAPSHOT_TOKENS (default 1900), NSTACK_BIN
 // (the binary whose `tokenize` sizes the long prompts), SERVER_LOG (the
 // server's log at NSTACK_LOG=debug: its "generation done" lines give the
@@ -17,6 +19,7 @@ import { execFileSync } from 'node:child_process';
 const [url, model, part, ...rest] = process.argv.slice(2);
 const numPredict = Number(process.env.NUM_PREDICT || 64);
 const seed = Number(process.env.SEED || 42);
+const rounds = Number(process.env.ROUNDS || 3);
 const prefixTokens = Number(process.env.PREFIX_TOKENS || 1000);
 const snapshotTokens = Number(process.env.SNAPSHOT_TOKENS || 1900);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -177,28 +180,47 @@ async function decodeRound(n, predict, round) {
            endToEnd: tokens / ((lastEnd - tSend) / 1e3), wall: (lastEnd - tSend) / 1e3, short };
 }
 
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
 async function decode(streams) {
   if (!streams.length) die('decode needs at least one stream count');
   if (!(numPredict >= 2)) die('NUM_PREDICT must be 2 or more (one token has no eval phase to time)');
+  if (!(Number.isInteger(rounds) && rounds >= 1)) die('ROUNDS must be a positive integer');
   const warm = Math.max(...streams);
   console.error(`== decode: warm-up round, ${warm} streams`);
   await decodeRound(warm, Math.min(8, numPredict), 0);
-  const rows = [];
-  for (const [k, n] of streams.entries()) {
-    console.error(`== decode: ${n} stream(s), ${numPredict} tokens each`);
-    rows.push(await decodeRound(n, numPredict, k + 1));
+  // Shared machines drift by tens of percent within minutes: each round
+  // measures every stream count once, so drift touches all of them alike,
+  // and the median round of each count is reported.
+  const byN = new Map(streams.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [k, n] of streams.entries()) {
+      console.error(`== decode: round ${r + 1}/${rounds}, ${n} stream(s), ${numPredict} tokens each`);
+      byN.get(n).push(await decodeRound(n, numPredict, r * streams.length + k + 1));
+    }
   }
+  const rows = streams.map((n) => {
+    const runs = byN.get(n);
+    const agg = runs.map((x) => x.aggregate);
+    const mid = runs.find((x) => x.aggregate === median(agg)) ?? runs[0];
+    return { ...mid, aggregate: median(agg), lo: Math.min(...agg), hi: Math.max(...agg),
+             short: runs.reduce((a, x) => a + x.short, 0) };
+  });
   const one = rows.find((r) => r.n === 1);
-  console.log(`### Aggregate decode: ${numPredict} tokens per stream, greedy, raw short prompts\n`);
-  console.log('| streams | aggregate tok/s | per-stream tok/s | ratio to 1 stream | tokens | wall s | end-to-end tok/s |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`### Aggregate decode: ${numPredict} tokens per stream, greedy, raw short prompts, median of ${rounds} round(s)\n`);
+  console.log('| streams | aggregate tok/s | range | per-stream tok/s | ratio to 1 stream | tokens | wall s | end-to-end tok/s |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows)
-    console.log(`| ${r.n} | ${fmt(r.aggregate)} | ${fmt(r.perStream)} | ${one ? fmt(r.aggregate / one.aggregate, 2) : '-'} | ` +
-                `${r.tokens} | ${fmt(r.wall, 2)} | ${fmt(r.endToEnd)} |`);
+    console.log(`| ${r.n} | ${fmt(r.aggregate)} | ${fmt(r.lo)}–${fmt(r.hi)} | ${fmt(r.perStream)} | ` +
+                `${one ? fmt(r.aggregate / one.aggregate, 2) : '-'} | ${r.tokens} | ${fmt(r.wall, 2)} | ${fmt(r.endToEnd)} |`);
   const short = rows.reduce((a, r) => a + r.short, 0);
   console.log('\nAggregate: all tokens over the window from the earliest eval start (response end minus eval_duration)' +
-              ' to the last response end; per-stream: the mean of eval_count / eval_duration; end-to-end: all tokens' +
-              ' over the wall time from sending to the last end (prompts included).' +
+              ' to the last response end, the median of the rounds (range: lowest and highest); the other columns are' +
+              ' the median round\'s. Per-stream: the mean of eval_count / eval_duration; end-to-end: all tokens' +
+              ' over the wall time from sending to the last end (prompts included). Ratio: of the medians.' +
               (short ? ` ${short} stream(s) stopped before ${numPredict} tokens (an end-of-generation token).` : ''));
 }
 
