@@ -765,12 +765,19 @@ INLINE void axpy_n8(__m256 v, const float *a, int ny, float *y, size_t ys) {
     }
 }
 
+/* One element of the tails. The product is its own statement: this file is
+ * built with FMA, and clang contracts a * b + c written as one expression. */
+INLINE void axpy1(float *y, float a, float x) {
+    const float prod = a * x;
+    *y += prod;
+}
+
 static void axpy_n_f32(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
     const float *p = x;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) axpy_n8(_mm256_loadu_ps(p + i), a, ny, y + i, ys);
     for (; i < n; i++)
-        for (int j = 0; j < ny; j++) y[(size_t)j * ys + i] += a[j] * p[i];
+        for (int j = 0; j < ny; j++) axpy1(&y[(size_t)j * ys + i], a[j], p[i]);
 }
 
 static void axpy_n_f16(int64_t n, const void *x, const float *a, int ny, float *y, size_t ys) {
@@ -780,7 +787,7 @@ static void axpy_n_f16(int64_t n, const void *x, const float *a, int ny, float *
     for (; i < n; i++) {
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
-        for (int j = 0; j < ny; j++) y[(size_t)j * ys + i] += a[j] * ns_fp16_to_fp32(h);
+        for (int j = 0; j < ny; j++) axpy1(&y[(size_t)j * ys + i], a[j], ns_fp16_to_fp32(h));
     }
 }
 
