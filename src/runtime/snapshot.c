@@ -147,6 +147,13 @@ static int snap_path(char *out, size_t outlen, const char *dir, const char *name
     return 0;
 }
 
+bool ns_snapshot_exists(const char *dir, const char *name) {
+    char path[4200], err[300];
+    if (bad_name(name, err, sizeof err) || snap_path(path, sizeof path, dir, name, "", err, sizeof err) != 0)
+        return false;
+    return access(path, F_OK) == 0;
+}
+
 static int mkdir_p(const char *path, char *err, size_t errlen) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {

@@ -92,6 +92,9 @@ void ns_snapshot_close(ns_snapshot_reader *rd);
  * read_meta are skipped (and logged). *out malloc'd. 0 or -1 with err. */
 int ns_snapshot_list(const char *dir, ns_snapshot_meta **out, int *n, char *err, size_t errlen);
 
+/* Whether dir holds a snapshot file of that name (readable or not). */
+bool ns_snapshot_exists(const char *dir, const char *name);
+
 /* 0, or -1 with err (404-like "snapshot 'x' does not exist" when absent: *missing set). */
 int ns_snapshot_delete(const char *dir, const char *name, bool *missing, char *err, size_t errlen);
 

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "options.h"
 #include "routes.h"
@@ -366,12 +365,6 @@ static int snapshot_dir(ns_server *s, ns_http_req *r, char *out, size_t outlen) 
     return 0;
 }
 
-static bool snapshot_exists(const char *dir, const char *name) {
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s%s", dir, name, NS_SNAPSHOT_EXT);
-    return access(path, F_OK) == 0;
-}
-
 static cJSON *meta_json(const ns_snapshot_meta *m) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", m->name);
@@ -443,7 +436,7 @@ static void save_snapshot(ns_server *s, ns_http_req *r, const char *id) {
         goto out;
     }
     if (snapshot_dir(s, r, dir, sizeof dir) != 0) goto out;
-    if (!overwrite && snapshot_exists(dir, name)) {
+    if (!overwrite && ns_snapshot_exists(dir, name)) {
         ns_http_respond_error(r, 409, "snapshot '%s' already exists (send \"overwrite\": true to replace it)", name);
         goto out;
     }
@@ -501,7 +494,7 @@ out:
 /* Reads a snapshot's header: 0, or -1 after 404 (missing) / 400 (damaged). */
 static int read_meta(ns_http_req *r, const char *dir, const char *name, ns_snapshot_meta *meta) {
     char err[512];
-    if (!snapshot_exists(dir, name)) {
+    if (!ns_snapshot_exists(dir, name)) {
         ns_http_respond_error(r, 404, "snapshot '%s' does not exist", name);
         return -1;
     }
@@ -554,7 +547,7 @@ static void restore_snapshot(ns_server *s, ns_http_req *r, const char *name) {
     rd = ns_snapshot_open(dir, name, *meta.model_digest ? ref->digest : "", ns_loaded_kv_fingerprint(lm), &full,
                           &tokens, &messages, err, sizeof err);
     if (!rd) {
-        ns_http_respond_error(r, snapshot_exists(dir, name) ? 400 : 404, "%s", err);
+        ns_http_respond_error(r, ns_snapshot_exists(dir, name) ? 400 : 404, "%s", err);
         goto out;
     }
     cJSON *msgs = NULL;

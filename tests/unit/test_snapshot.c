@@ -692,10 +692,14 @@ static void test_delete(void **state) {
     snap_data s = make_data("gone", 4, NULL, 16);
     write_ok(f->dir, &s, false);
     free_data(&s);
+    assert_true(ns_snapshot_exists(f->dir, "gone"));
+    assert_false(ns_snapshot_exists(f->dir, "other"));
+    assert_false(ns_snapshot_exists(f->dir, "../gone"));
     char err[512] = "";
     bool missing = true;
     assert_int_equal(ns_snapshot_delete(f->dir, "gone", &missing, err, sizeof err), 0);
     assert_false(missing);
+    assert_false(ns_snapshot_exists(f->dir, "gone"));
     assert_int_equal(count_files(f->dir, ""), 0);
     assert_int_equal(ns_snapshot_delete(f->dir, "gone", &missing, err, sizeof err), -1);
     assert_true(missing);
