@@ -52,13 +52,7 @@ if [ ! -f "$model" ]; then
 fi
 model="$(realpath "$model")"
 
-tmp="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+server_scratch # sets tmp; stops the server in server_pid on exit
 
 echo "== starting the server ($parallel slots of $ctx tokens, $threads threads)" >&2
 # Debug logging adds two lines per generation; they carry each request's

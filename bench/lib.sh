@@ -1,5 +1,14 @@
 # Shared by the bench scripts that drive a running `nstack serve`.
 
+# server_scratch: makes a temporary directory (tmp) and, on exit, stops the
+# server whose pid the caller puts in server_pid and removes the directory.
+server_scratch() {
+    tmp="$(mktemp -d)"
+    server_pid=""
+    trap 'if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; fi
+rm -rf "$tmp"' EXIT
+}
+
 # wait_for_server LOG PID TRIES: waits (0.1 s a try) until the server that
 # writes LOG answers /api/version, and sets url; exits 1, showing the log,
 # when it does not start.

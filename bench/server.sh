@@ -35,13 +35,7 @@ if ! command -v wrk >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/d
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || true
 fi
 
-tmp="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+server_scratch # sets tmp; stops the server in server_pid on exit
 
 echo "== in-process: $iters generations" >&2
 engine_line="$("$build/bench_engine_1tok" -n "$iters" -t "$threads" -p "$prompt" "$model" | grep '^engine_1tok ')"
