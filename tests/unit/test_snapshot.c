@@ -202,6 +202,14 @@ static uint8_t *load(const char *path, size_t *n) {
     return b;
 }
 
+/* Writes s into dir and returns the file's bytes (*n of them); path gets
+ * the file's name, for the tests that then damage it. */
+static uint8_t *write_and_load(const char *dir, const snap_data *s, char *path, size_t pathlen, size_t *n) {
+    write_ok(dir, s, false);
+    snap_file(path, pathlen, dir, s->meta.name);
+    return load(path, n);
+}
+
 static void store(const char *path, const uint8_t *b, size_t n) {
     FILE *fp = fopen(path, "wb");
     assert_non_null(fp);
@@ -347,11 +355,9 @@ static void test_overwrite_replaces(void **state) {
 static void test_flipped_byte_in_each_section(void **state) {
     fixture *f = *state;
     snap_data s = make_data("flip", 100, "[\"x\"]", 5000);
-    write_ok(f->dir, &s, false);
     char path[512];
-    snap_file(path, sizeof path, f->dir, "flip");
     size_t n;
-    uint8_t *orig = load(path, &n);
+    uint8_t *orig = write_and_load(f->dir, &s, path, sizeof path, &n);
     const struct {
         size_t at;
         const char *want;
@@ -390,11 +396,9 @@ static void test_flipped_byte_in_each_section(void **state) {
 static void test_truncated_and_appended(void **state) {
     fixture *f = *state;
     snap_data s = make_data("cut", 64, "[]", 3000);
-    write_ok(f->dir, &s, false);
     char path[512];
-    snap_file(path, sizeof path, f->dir, "cut");
     size_t n;
-    uint8_t *orig = load(path, &n);
+    uint8_t *orig = write_and_load(f->dir, &s, path, sizeof path, &n);
     char want[200];
     const size_t cuts[] = {0, 5, 11, 100, HDR_BYTES - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
@@ -430,11 +434,9 @@ static void test_truncated_and_appended(void **state) {
 static void test_wrong_version_and_magic(void **state) {
     fixture *f = *state;
     snap_data s = make_data("ver", 3, NULL, 10);
-    write_ok(f->dir, &s, false);
     char path[512];
-    snap_file(path, sizeof path, f->dir, "ver");
     size_t n;
-    uint8_t *orig = load(path, &n);
+    uint8_t *orig = write_and_load(f->dir, &s, path, sizeof path, &n);
     uint8_t *b = malloc(n);
 
     memcpy(b, orig, n);
@@ -467,11 +469,9 @@ static void test_wrong_version_and_magic(void **state) {
 static void test_hostile_headers(void **state) {
     fixture *f = *state;
     snap_data s = make_data("evil", 10, "[]", 100);
-    write_ok(f->dir, &s, false);
     char path[512];
-    snap_file(path, sizeof path, f->dir, "evil");
     size_t n;
-    uint8_t *orig = load(path, &n);
+    uint8_t *orig = write_and_load(f->dir, &s, path, sizeof path, &n);
     uint8_t *b = malloc(n);
     uint8_t *h = b;
 
