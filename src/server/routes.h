@@ -39,6 +39,15 @@ void ns_route_api_sessions(ns_server *s, ns_http_req *r);
  * at byte 17: ..." / "request body must be a JSON object"). */
 cJSON *ns_route_parse_body(ns_http_req *r);
 
+/* A field of a request body: absent or null gives def; any other type
+ * answers 400 naming the field ("stream must be true or false") and
+ * returns -1. */
+int ns_route_get_string(ns_http_req *r, const cJSON *body, const char *key, const char *def, const char **out);
+int ns_route_get_bool(ns_http_req *r, const cJSON *body, const char *key, bool def, bool *out);
+
+/* o[key] = the wall-clock time as RFC 3339, the form Ollama's API uses. */
+void ns_route_add_time(cJSON *o, const char *key, int64_t wall_ns);
+
 /* A model that could not be used, in Ollama's words: 404 "model \"x\" not
  * found, try pulling it first", else status (500 when 0) with err. */
 void ns_route_respond_model_error(ns_http_req *r, const char *model, int status, const char *err);

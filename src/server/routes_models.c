@@ -63,11 +63,6 @@ static cJSON *raw_f64(double v) {
     return cJSON_CreateRaw(buf);
 }
 
-static void add_time(cJSON *o, const char *key, int64_t wall_ns) {
-    char buf[64];
-    ns_time_format_rfc3339(wall_ns, buf, sizeof buf);
-    cJSON_AddStringToObject(o, key, buf);
-}
 
 /* "sha256:<hex>" -> "<hex>" (Ollama's API shows digests bare) */
 static const char *bare_digest(const char *d) { return strncmp(d, "sha256:", 7) == 0 ? d + 7 : d; }
@@ -302,7 +297,7 @@ void ns_route_api_tags(ns_server *s, ns_http_req *r) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "name", refs[i].name);
         cJSON_AddStringToObject(m, "model", refs[i].name);
-        add_time(m, "modified_at", refs[i].modified);
+        ns_route_add_time(m, "modified_at", refs[i].modified);
         add_i64(m, "size", refs[i].size);
         cJSON_AddStringToObject(m, "digest", bare_digest(refs[i].digest));
         cJSON_AddItemToObject(m, "details", details_for_path(refs[i].path));
@@ -332,7 +327,7 @@ void ns_route_api_ps(ns_server *s, ns_http_req *r) {
         add_i64(m, "size", li->size);
         cJSON_AddStringToObject(m, "digest", bare_digest(li->digest));
         cJSON_AddItemToObject(m, "details", details_for_path(li->path));
-        add_time(m, "expires_at", li->expires_at);
+        ns_route_add_time(m, "expires_at", li->expires_at);
         add_i64(m, "size_vram", li->size_vram);
         add_i64(m, "context_length", li->n_ctx);
         /* ours: the runner's slots and what is in them */
@@ -434,7 +429,7 @@ void ns_route_api_show(ns_server *s, ns_http_req *r) {
     cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
     cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
     if (strstr(tmpl, "tools") || strstr(tmpl, ".Tools")) cJSON_AddItemToArray(caps, cJSON_CreateString("tools"));
-    add_time(o, "modified_at", ref.modified);
+    ns_route_add_time(o, "modified_at", ref.modified);
 
     ns_buf_free(&params);
     ns_buf_free(&modelfile);
@@ -759,7 +754,7 @@ void ns_route_api_load(ns_server *s, ns_http_req *r) {
     ns_runtime_release(s->rt, lm, keep_alive);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", loaded_name);
-    add_time(o, "created_at", ns_now_wall());
+    ns_route_add_time(o, "created_at", ns_now_wall());
     cJSON_AddBoolToObject(o, "done", true);
     cJSON_AddStringToObject(o, "done_reason", "load");
     add_i64(o, "load_duration", load_ns);

@@ -281,35 +281,6 @@ typedef struct {
     bool stream;
 } common_req;
 
-/* Absent or null: def. Anything but a string: 400 naming the field. */
-static int get_string(ns_http_req *r, const cJSON *body, const char *key, const char *def, const char **out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-    if (!v || cJSON_IsNull(v)) {
-        *out = def;
-        return 0;
-    }
-    if (!cJSON_IsString(v)) {
-        ns_http_respond_error(r, 400, "%s must be a string", key);
-        return -1;
-    }
-    *out = v->valuestring;
-    return 0;
-}
-
-static int get_bool(ns_http_req *r, const cJSON *body, const char *key, bool def, bool *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-    if (!v || cJSON_IsNull(v)) {
-        *out = def;
-        return 0;
-    }
-    if (!cJSON_IsBool(v)) {
-        ns_http_respond_error(r, 400, "%s must be true or false", key);
-        return -1;
-    }
-    *out = cJSON_IsTrue(v);
-    return 0;
-}
-
 /* Images need a vision model: refused unless the list is empty. */
 static int check_no_images(ns_http_req *r, const cJSON *v, const char *where) {
     if (!v || cJSON_IsNull(v)) return 0;
@@ -338,7 +309,7 @@ static int parse_common(ns_server *s, ns_http_req *r, const cJSON *body, common_
         return -1;
     }
     c->model = m->valuestring;
-    if (get_bool(r, body, "stream", true, &c->stream)) return -1;
+    if (ns_route_get_bool(r, body, "stream", true, &c->stream)) return -1;
     char err[512];
     if (ns_parse_keep_alive(cJSON_GetObjectItemCaseSensitive(body, "keep_alive"), &c->keep_alive, err, sizeof err)) {
         ns_http_respond_error(r, 400, "%s", err);
@@ -615,9 +586,9 @@ void ns_route_api_generate(ns_server *s, ns_http_req *r) {
     const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(body, "context");
     const char *sid = NULL;
     ns_session_turn *turn = NULL;
-    if (parse_common(s, r, body, &c) || get_string(r, body, "prompt", "", &prompt) ||
-        get_string(r, body, "suffix", "", &suffix) || get_string(r, body, "system", "", &system) ||
-        get_string(r, body, "template", "", &tmpl) || get_bool(r, body, "raw", false, &raw) ||
+    if (parse_common(s, r, body, &c) || ns_route_get_string(r, body, "prompt", "", &prompt) ||
+        ns_route_get_string(r, body, "suffix", "", &suffix) || ns_route_get_string(r, body, "system", "", &system) ||
+        ns_route_get_string(r, body, "template", "", &tmpl) || ns_route_get_bool(r, body, "raw", false, &raw) ||
         check_no_images(r, cJSON_GetObjectItemCaseSensitive(body, "images"), "images") ||
         check_context_shape(r, ctx) || session_id(r, body, &sid))
         goto out;
@@ -754,8 +725,8 @@ void ns_route_api_chat(ns_server *s, ns_http_req *r) {
     chat_input in = {0};
     const char *tmpl, *sid = NULL;
     ns_session_turn *turn = NULL;
-    if (parse_common(s, r, body, &c) || parse_messages(r, body, &in) || get_string(r, body, "template", "", &tmpl) ||
-        session_id(r, body, &sid))
+    if (parse_common(s, r, body, &c) || parse_messages(r, body, &in) ||
+        ns_route_get_string(r, body, "template", "", &tmpl) || session_id(r, body, &sid))
         goto out;
     if (in.n == 0) {
         respond_load(s, r, &c, true);

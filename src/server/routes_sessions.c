@@ -32,29 +32,6 @@ static cJSON *optional_body(ns_http_req *r) {
     return ns_route_parse_body(r);
 }
 
-/* A field of the body: absent or null leaves *out; a wrong type answers 400. */
-static int opt_string(ns_http_req *r, const cJSON *body, const char *key, const char **out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsString(v)) {
-        ns_http_respond_error(r, 400, "%s must be a string", key);
-        return -1;
-    }
-    *out = v->valuestring;
-    return 0;
-}
-
-static int opt_bool(ns_http_req *r, const cJSON *body, const char *key, bool *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsBool(v)) {
-        ns_http_respond_error(r, 400, "%s must be true or false", key);
-        return -1;
-    }
-    *out = cJSON_IsTrue(v);
-    return 0;
-}
-
 /* 1 and *out when given, 0 when absent, -1 after answering 400. */
 static int opt_int(ns_http_req *r, const cJSON *body, const char *key, double lo, double hi, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
@@ -72,11 +49,6 @@ static void respond_bad_id(ns_http_req *r, const char *what, const char *id) {
                           what, id);
 }
 
-static void add_time(cJSON *o, const char *key, int64_t wall_ns) {
-    char ts[64];
-    ns_time_format_rfc3339(wall_ns, ts, sizeof ts);
-    cJSON_AddStringToObject(o, key, ts);
-}
 
 static double ms_of(int64_t ns) { return (double)ns / 1e6; }
 
@@ -151,8 +123,9 @@ static void create_session(ns_server *s, ns_http_req *r) {
     char gen_id[32], err[512];
     ns_model_ref ref = {0};
     ns_session_state st = {0};
-    if (opt_string(r, body, "model", &model) || opt_string(r, body, "id", &id) ||
-        opt_string(r, body, "system", &system) || (rc = opt_int(r, body, "num_keep", -1, 1 << 30, &num_keep)) < 0)
+    if (ns_route_get_string(r, body, "model", NULL, &model) || ns_route_get_string(r, body, "id", NULL, &id) ||
+        ns_route_get_string(r, body, "system", NULL, &system) ||
+        (rc = opt_int(r, body, "num_keep", -1, 1 << 30, &num_keep)) < 0)
         goto out;
     if (!model || !*model) {
         ns_http_respond_error(r, 400, "model is required");
@@ -373,7 +346,7 @@ static cJSON *meta_json(const ns_snapshot_meta *m) {
     cJSON_AddStringToObject(o, "model_digest", m->model_digest);
     cJSON_AddStringToObject(o, "fingerprint", m->fingerprint);
     cJSON_AddNumberToObject(o, "n_keep", m->n_keep);
-    add_time(o, "created_at", m->created);
+    ns_route_add_time(o, "created_at", m->created);
     cJSON_AddNumberToObject(o, "tokens", m->n_tokens);
     cJSON_AddNumberToObject(o, "messages_bytes", (double)m->messages_len);
     cJSON_AddNumberToObject(o, "kv_bytes", (double)m->kv_bytes);
@@ -424,8 +397,8 @@ static void save_snapshot(ns_server *s, ns_http_req *r, const char *id) {
     bool held = false;
     ns_loaded *lm = NULL;
     char *messages = NULL;
-    if (opt_string(r, body, "name", &name) || opt_bool(r, body, "sync", &sync) ||
-        opt_bool(r, body, "overwrite", &overwrite))
+    if (ns_route_get_string(r, body, "name", NULL, &name) || ns_route_get_bool(r, body, "sync", false, &sync) ||
+        ns_route_get_bool(r, body, "overwrite", false, &overwrite))
         goto out;
     if (!name) {
         default_snapshot_name(id, def_name, sizeof def_name);
@@ -517,8 +490,8 @@ static void restore_snapshot(ns_server *s, ns_http_req *r, const char *name) {
     char *messages = NULL;
     ns_snapshot_reader *rd = NULL;
     ns_session_state st = {0}, existing = {0};
-    if (opt_string(r, body, "session", &sid) || opt_string(r, body, "model", &model) ||
-        opt_bool(r, body, "replace", &replace))
+    if (ns_route_get_string(r, body, "session", NULL, &sid) || ns_route_get_string(r, body, "model", NULL, &model) ||
+        ns_route_get_bool(r, body, "replace", false, &replace))
         goto out;
     if (snapshot_dir(s, r, dir, sizeof dir) != 0 || read_meta(r, dir, name, &meta) != 0) goto out;
     if (!sid) sid = meta.session;

@@ -239,6 +239,40 @@ void ns_route_respond_model_error(ns_http_req *r, const char *model, int status,
     else ns_http_respond_error(r, status ? status : 500, "%s", err);
 }
 
+int ns_route_get_string(ns_http_req *r, const cJSON *body, const char *key, const char *def, const char **out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsString(v)) {
+        ns_http_respond_error(r, 400, "%s must be a string", key);
+        return -1;
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+int ns_route_get_bool(ns_http_req *r, const cJSON *body, const char *key, bool def, bool *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v)) {
+        ns_http_respond_error(r, 400, "%s must be true or false", key);
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+void ns_route_add_time(cJSON *o, const char *key, int64_t wall_ns) {
+    char ts[64];
+    ns_time_format_rfc3339(wall_ns, ts, sizeof ts);
+    cJSON_AddStringToObject(o, key, ts);
+}
+
 cJSON *ns_route_parse_body(ns_http_req *r) {
     size_t len;
     const char *body = ns_http_body(r, &len);

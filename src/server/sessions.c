@@ -10,6 +10,7 @@
 #include "nstack/tokenizer.h"
 #include "options.h"
 #include "prompt.h"
+#include "routes.h"
 #include "runtime/snapshot.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -287,11 +288,6 @@ void ns_sessions_publish(ns_sessions *t, ns_event_kind kind, const char *model, 
 
 /* ---- info ---- */
 
-static void add_time(cJSON *o, const char *key, int64_t wall_ns) {
-    char ts[64];
-    ns_time_format_rfc3339(wall_ns, ts, sizeof ts);
-    cJSON_AddStringToObject(o, key, ts);
-}
 
 static const char *kind_name(ns_session_kind k) {
     return k == NS_SESSION_CHAT ? "chat" : k == NS_SESSION_GENERATE ? "generate" : NULL;
@@ -315,8 +311,8 @@ cJSON *ns_session_info_json(const ns_session_state *st, bool loaded, int n_ctx, 
     const char *kind = kind_name(st->kind);
     if (kind) cJSON_AddStringToObject(o, "kind", kind);
     else cJSON_AddNullToObject(o, "kind");
-    add_time(o, "created_at", st->created);
-    add_time(o, "last_used_at", st->last_used);
+    ns_route_add_time(o, "created_at", st->created);
+    ns_route_add_time(o, "last_used_at", st->last_used);
     cJSON_AddNumberToObject(o, "tokens", st->n_tokens);
     if (loaded) cJSON_AddNumberToObject(o, "max_tokens", n_ctx);
     else cJSON_AddNullToObject(o, "max_tokens");
