@@ -22,7 +22,7 @@ struct ns_context {
     float *x, *xb, *q, *k, *v, *qkv, *att, *hb, *hb2;
     float *scores;         /* n_head * n_ctx attention weights */
     float *rope_cs;        /* n_rot: cos/sin pairs of the current position */
-    float *kv_row;         /* per head: room for a decoded row, then the query in the cache's type */
+    float *q_kv;           /* per head: the query in the cache's type (head_dim floats of room) */
     void *scratch;
     int *tok_seq, *tok_pos; /* per batch row: its sequence and position */
     int32_t *batch_toks;   /* ns_decode_batch's tokens side by side (n_batch) */
@@ -60,7 +60,7 @@ void ns_context_free(ns_context *c) {
     free(c->hb2);
     free(c->scores);
     free(c->rope_cs);
-    free(c->kv_row);
+    free(c->q_kv);
     free(c->scratch);
     free(c->tok_seq);
     free(c->tok_pos);
@@ -119,7 +119,7 @@ ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *
     c->hb2 = alloc_f(nb * (size_t)hp->n_ff);
     c->scores = alloc_f((size_t)hp->n_head * c->n_ctx);
     c->rope_cs = alloc_f((size_t)hp->n_rot);
-    c->kv_row = alloc_f((size_t)hp->n_head * 2 * hp->head_dim);
+    c->q_kv = alloc_f((size_t)hp->n_head * hp->head_dim);
     int64_t widest_in = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
     if ((int64_t)dq > widest_in) widest_in = (int64_t)dq;
     c->scratch = malloc(ns_matmul_scratch_size(widest_in, c->n_batch));
@@ -131,7 +131,7 @@ ns_context *ns_context_new(const ns_model *m, const ns_context_params *p, char *
     c->batch_toks = malloc(sizeof(int32_t) * nb);
     c->out_rows = malloc(sizeof(int) * nb);
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv || !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_cs ||
-        !c->kv_row || !c->scratch || !c->logits ||
+        !c->q_kv || !c->scratch || !c->logits ||
         !c->tok_seq || !c->tok_pos || !c->batch_toks || !c->out_rows) {
         fail(err, errlen, "out of memory for context buffers");
         goto error;
@@ -207,6 +207,7 @@ typedef struct {
     ns_context *c;
     int layer, n_tok;
     int per_task; /* query heads per task, all of one KV head's group */
+    int parts;    /* tasks per group: n_head_kv * parts tasks in all */
 } attn_job;
 
 enum {
@@ -214,13 +215,17 @@ enum {
     ATTN_ROUND_CHUNK = 256, /* attention weights rounded to F16 per call */
 };
 
-/* Query heads per attention task: a whole group of heads that share a KV
- * head reads each key and value row once for all of them, but the tasks
- * must still be enough to keep every thread busy. */
-static int attn_heads_per_task(const ns_hparams *hp, int n_threads) {
-    int per = hp->n_head / hp->n_head_kv;
+/* How a layer's attention splits into tasks: a whole group of heads that
+ * share a KV head reads each key and value row once for all of them, but
+ * the tasks must still be enough to keep every thread busy. Returns the
+ * number of tasks. */
+static int attn_split(const ns_hparams *hp, int n_threads, attn_job *j) {
+    const int group = hp->n_head / hp->n_head_kv;
+    int per = group;
     while (per > 1 && hp->n_head / per < 2 * n_threads) per = (per + 1) / 2;
-    return per < ATTN_HEADS_MAX ? per : ATTN_HEADS_MAX;
+    j->per_task = per < ATTN_HEADS_MAX ? per : ATTN_HEADS_MAX;
+    j->parts = (group + j->per_task - 1) / j->per_task;
+    return hp->n_head_kv * j->parts;
 }
 
 /* Query heads [h0, h0 + nh) of one KV head's group for every token of the
@@ -237,18 +242,16 @@ static void attn_task(void *arg, int task, int n_tasks) {
     ns_context *c = j->c;
     const ns_hparams *hp = &c->m->hp;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int parts = (group + j->per_task - 1) / j->per_task;
-    const int kvh = task / parts, i0 = (task % parts) * j->per_task;
+    const int kvh = task / j->parts, i0 = (task % j->parts) * j->per_task;
     const int h0 = kvh * group + i0, nh = group - i0 < j->per_task ? group - i0 : j->per_task;
     const int dq = hp->n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const ns_type_kernels *kk = ns_kernels(c->kv.type);
     const bool f16 = c->kv.type == NS_TYPE_F16;
     const size_t head_off = (size_t)kvh * hd * c->kv.elt_size;
-    /* per head: scores (n_ctx), and in kv_row the query in the cache's type
-     * (after hd floats of room), 2 * hd floats apart */
-    const size_t q_stride = sizeof(float) * 2 * (size_t)hd;
-    uint8_t *qh = (uint8_t *)(c->kv_row + (size_t)h0 * 2 * hd + hd);
+    /* the heads' queries in the cache's type, hd floats of room apart */
+    const size_t q_stride = sizeof(float) * (size_t)hd;
+    uint8_t *qh = (uint8_t *)(c->q_kv + (size_t)h0 * hd);
     float dots[ATTN_HEADS_MAX], w[ATTN_HEADS_MAX], maxv[ATTN_HEADS_MAX];
     double sum[ATTN_HEADS_MAX];
     for (int t = 0; t < j->n_tok; t++) {
@@ -353,9 +356,8 @@ static void forward_rows(ns_context *c, const int32_t *tokens, int n, float *log
             ns_kv_store(&c->kv, ns_kv_k_row(&c->kv, seq, il, pos), k);
             ns_kv_store(&c->kv, ns_kv_v_row(&c->kv, seq, il, pos), v);
         }
-        attn_job aj = {c, il, n, attn_heads_per_task(hp, ns_pool_threads(c->pool))};
-        const int group = hp->n_head / hp->n_head_kv;
-        ns_pool_run_work(c->pool, attn_task, &aj, hp->n_head_kv * ((group + aj.per_task - 1) / aj.per_task), attn_work);
+        attn_job aj = {.c = c, .layer = il, .n_tok = n};
+        ns_pool_run_work(c->pool, attn_task, &aj, attn_split(hp, ns_pool_threads(c->pool), &aj), attn_work);
 
         ns_matmul(c->pool, &ly->wo, c->att, n, c->xb, c->scratch);
         for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];

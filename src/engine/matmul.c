@@ -40,6 +40,7 @@ enum { MULTI_MAX = 4 }; /* matrices one ns_matmul_multi call takes together */
  * belongs to the matrix i with task_start[i] <= t < task_start[i + 1]. */
 typedef struct {
     const ns_weight *w[MULTI_MAX];
+    const ns_type_kernels *k[MULTI_MAX]; /* w[i]'s kernels */
     float *y[MULTI_MAX];
     int64_t rows_per_task[MULTI_MAX];
     int task_start[MULTI_MAX + 1];
@@ -74,8 +75,8 @@ static void gemm_task(void *arg, int task, int n_tasks) {
     const ns_weight *w = j->w[i];
     const int64_t r0 = task * j->rows_per_task[i];
     const int64_t nr = w->ne1 - r0 < j->rows_per_task[i] ? w->ne1 - r0 : j->rows_per_task[i];
-    ns_kernels(w->type)->gemm(w->ne0, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, (int)nr,
-                              j->xq, j->xq_row, j->n_tok, j->y[i] + r0, (size_t)w->ne1);
+    j->k[i]->gemm(w->ne0, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, (int)nr, j->xq,
+                  j->xq_row, j->n_tok, j->y[i] + r0, (size_t)w->ne1);
 }
 
 static void quantize_task(void *arg, int task, int n_tasks) {
@@ -89,7 +90,7 @@ static void matmul_task(void *arg, int task, int n_tasks) {
     const matmul_job *j = arg;
     const int i = job_matrix(j, &task);
     const ns_weight *w = j->w[i];
-    const ns_type_kernels *k = ns_kernels(w->type);
+    const ns_type_kernels *k = j->k[i];
     float *y = j->y[i];
     int64_t r0 = task * j->rows_per_task[i];
     int64_t r1 = r0 + j->rows_per_task[i];
@@ -136,17 +137,18 @@ static int64_t task_rows(const ns_weight *w, int n_tok, int n_threads, bool gemm
     return (w->ne1 + n_tasks - 1) / n_tasks;
 }
 
-/* Whether w[0..n_w) can share one converted input: the same width and, on
- * the path n_tok takes, the same converter. */
+/* Whether a product of n_tok tokens with these kernels takes the gemm path. */
+static bool uses_gemm(const ns_type_kernels *k, int n_tok) { return n_tok >= GEMM_MIN_TOKENS && k->gemm != NULL; }
+
+/* Whether w[0..n_w) can share one converted input: the same width, the same
+ * path, and on it the same converter. */
 static bool can_share_input(const ns_weight *const *w, int n_w, int n_tok) {
     const ns_type_kernels *k0 = ns_kernels(w[0]->type);
-    const bool gemm = n_tok >= GEMM_MIN_TOKENS && k0->gemm != NULL;
+    const bool gemm = uses_gemm(k0, n_tok);
     for (int i = 1; i < n_w; i++) {
         const ns_type_kernels *k = ns_kernels(w[i]->type);
-        if (w[i]->ne0 != w[0]->ne0) return false;
-        if (gemm ? (k->gemm == NULL || k->gemm_prep != k0->gemm_prep)
-                 : (n_tok >= GEMM_MIN_TOKENS && k->gemm != NULL) || k->vec_dot_type != k0->vec_dot_type)
-            return false;
+        if (w[i]->ne0 != w[0]->ne0 || uses_gemm(k, n_tok) != gemm) return false;
+        if (gemm ? k->gemm_prep != k0->gemm_prep : k->vec_dot_type != k0->vec_dot_type) return false;
     }
     return true;
 }
@@ -159,13 +161,14 @@ void ns_matmul_multi(ns_pool *pool, const ns_weight *const *w, int n_w, const fl
     }
     const ns_type_kernels *k = ns_kernels(w[0]->type);
     const int n_threads = ns_pool_threads(pool);
-    const bool gemm = n_tok >= GEMM_MIN_TOKENS && k->gemm != NULL;
+    const bool gemm = uses_gemm(k, n_tok);
     matmul_job j = {.n_w = n_w, .x = x, .ne0 = w[0]->ne0, .kx = ns_kernels(k->vec_dot_type), .gemm_prep = k->gemm_prep,
                     .xq = scratch, .n_tok = n_tok};
     j.xq_row = gemm ? ns_gemm_row_size(j.ne0) : ns_row_size(k->vec_dot_type, j.ne0);
     long long rows = 0;
     for (int i = 0; i < n_w; i++) {
         j.w[i] = w[i];
+        j.k[i] = ns_kernels(w[i]->type);
         j.y[i] = y[i];
         j.rows_per_task[i] = task_rows(w[i], n_tok, n_threads, gemm);
         j.task_start[i + 1] = j.task_start[i] + (int)((w[i]->ne1 + j.rows_per_task[i] - 1) / j.rows_per_task[i]);
