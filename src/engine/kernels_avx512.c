@@ -59,6 +59,9 @@ INLINE __m128 ld4h(const uint8_t *p, size_t stride) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)ld4h_bits(p, stride)));
 }
 
+/* The first min(m, 16) lanes. */
+INLINE __mmask16 tail16(int64_t m) { return (__mmask16)(m >= 16 ? 0xFFFF : (1u << m) - 1); }
+
 INLINE __m512i loadu512(const uint8_t *p) { return _mm512_loadu_si512((const void *)p); }
 INLINE __m256i loadu256(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 INLINE __m128i loadu128(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)p); }
@@ -173,7 +176,7 @@ INLINE void f32_core(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, c
     }
     if (i < n) { /* masked tail, up to 31 elements */
         const int64_t m = n - i;
-        const __mmask16 k0 = (__mmask16)(m >= 16 ? 0xFFFF : (1u << m) - 1);
+        const __mmask16 k0 = tail16(m);
         const __mmask16 k1 = (__mmask16)(m <= 16 ? 0 : (1u << (m - 16)) - 1);
         const __m512 w0 = _mm512_maskz_loadu_ps(k0, w + 4 * i), w1 = _mm512_maskz_loadu_ps(k1, w + 4 * i + 64);
         FOR_R {
@@ -200,7 +203,7 @@ INLINE void f16_core(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, c
     }
     if (i < n) {
         const int64_t m = n - i;
-        const __mmask16 k0 = (__mmask16)(m >= 16 ? 0xFFFF : (1u << m) - 1);
+        const __mmask16 k0 = tail16(m);
         const __mmask16 k1 = (__mmask16)(m <= 16 ? 0 : (1u << (m - 16)) - 1);
         const __m512 w0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k0, w + 2 * i));
         const __m512 w1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k1, w + 2 * i + 32));
@@ -230,7 +233,7 @@ INLINE void bf16_core(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, 
     }
     if (i < n) {
         const int64_t m = n - i;
-        const __mmask16 k0 = (__mmask16)(m >= 16 ? 0xFFFF : (1u << m) - 1);
+        const __mmask16 k0 = tail16(m);
         const __mmask16 k1 = (__mmask16)(m <= 16 ? 0 : (1u << (m - 16)) - 1);
         const __m512 w0 = bf16x16(_mm256_maskz_loadu_epi16(k0, w + 2 * i));
         const __m512 w1 = bf16x16(_mm256_maskz_loadu_epi16(k1, w + 2 * i + 32));
@@ -746,13 +749,14 @@ static void dequant_f16(const void *src, float *dst, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(loadu256(p + 2 * i)));
     if (i < n) {
-        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 k = tail16(n - i);
         _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p + 2 * i)));
     }
 }
 
 /* Attention's value sums (quant.h), a product and a sum (not fused) as in
- * the scalar kernel, 16 elements at a time, the tail masked. */
+ * the scalar kernel, 16 elements at a time, the tail masked. (Masking every
+ * vector instead was 4% slower at 8 sequences x 256 tokens.) */
 INLINE void axpy_n16(__m512 v, __mmask16 k, const float *a, int ny, float *y, size_t ys) {
     for (int j = 0; j < ny; j++) {
         float *yj = y + (size_t)j * ys;
@@ -766,7 +770,7 @@ static void axpy_n_f32(int64_t n, const void *x, const float *a, int ny, float *
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) axpy_n16(_mm512_loadu_ps(p + i), 0xFFFF, a, ny, y + i, ys);
     if (i < n) {
-        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 k = tail16(n - i);
         axpy_n16(_mm512_maskz_loadu_ps(k, p + i), k, a, ny, y + i, ys);
     }
 }
@@ -776,7 +780,7 @@ static void axpy_n_f16(int64_t n, const void *x, const float *a, int ny, float *
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) axpy_n16(_mm512_cvtph_ps(loadu256(p + 2 * i)), 0xFFFF, a, ny, y + i, ys);
     if (i < n) {
-        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 k = tail16(n - i);
         axpy_n16(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p + 2 * i)), k, a, ny, y + i, ys);
     }
 }
