@@ -129,8 +129,7 @@ bool ns_snapshot_name_ok(const char *name) {
 
 static bool bad_name(const char *name, char *err, size_t errlen) {
     if (ns_snapshot_name_ok(name)) return false;
-    snprintf(err, errlen, "invalid snapshot name '%.80s': use 1 to 64 of A-Z a-z 0-9 . _ - , not starting with '.'",
-             name ? name : "");
+    snprintf(err, errlen, "invalid snapshot name '%.80s': " NS_NAME_RULE, name ? name : "");
     return true;
 }
 

@@ -44,6 +44,8 @@ typedef struct {
 
 /* Name check for snapshot and session names: 1..64 of [A-Za-z0-9._-], not
  * starting with '.'. */
+/* The rule ns_snapshot_name_ok applies, for error messages. */
+#define NS_NAME_RULE "use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
 bool ns_snapshot_name_ok(const char *name);
 
 /* The snapshot directory: $NSTACK_SNAPSHOTS, else $XDG_DATA_HOME/nstack/snapshots,

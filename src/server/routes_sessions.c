@@ -45,8 +45,7 @@ static int opt_int(ns_http_req *r, const cJSON *body, const char *key, double lo
 }
 
 static void respond_bad_id(ns_http_req *r, const char *what, const char *id) {
-    ns_http_respond_error(r, 400, "invalid %s '%.80s': use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
-                          what, id);
+    ns_http_respond_error(r, 400, "invalid %s '%.80s': " NS_NAME_RULE, what, id);
 }
 
 

@@ -103,8 +103,7 @@ int ns_session_id_of(ns_http_req *r, const cJSON *body, const char **id, char *e
     const char *s = from_body ? from_body : from_header;
     if (!s) return 0;
     if (!ns_session_id_ok(s)) {
-        snprintf(err, errlen,
-                 "invalid session id '%.80s': use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'", s);
+        snprintf(err, errlen, "invalid session id '%.80s': " NS_NAME_RULE, s);
         return 400;
     }
     *id = s;
