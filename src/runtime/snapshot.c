@@ -19,12 +19,15 @@
  * file size before it sizes any allocation from the header, then reads each
  * section straight into its final buffer a few MB at a time and checksums
  * the chunk it just read. */
+#define _GNU_SOURCE /* renameat2 */
 #include "runtime/snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,6 +348,50 @@ static int emit_tokens(int fd, ns_checksum *ck, const int32_t *tokens, int n) {
 
 /* ---- write ---- */
 
+/* A save writes a hidden temporary file and renames it over the snapshot,
+ * so a crash never leaves a half-written snapshot under its name. Writing a
+ * new file on Linux runs at the file system's block allocation speed (about
+ * 1 GB/s on ext4 here), while rewriting an existing file's blocks runs at
+ * memory speed (10+ GB/s): so the snapshot a save replaces is kept as the
+ * directory's one spare file, and the next save writes into it. At most one
+ * spare exists, never larger than the largest snapshot replaced; deleting a
+ * snapshot deletes it too (it may hold an older version of any snapshot). */
+#define SPARE_FILE ".spare" NS_SNAPSHOT_EXT
+
+static int spare_path(char *out, size_t outlen, const char *dir) {
+    return snprintf(out, outlen, "%s/" SPARE_FILE, dir) < (int)outlen ? 0 : -1;
+}
+
+/* ".PID-N-NAME.nsnap.tmp": unique among the saves of every process on the
+ * directory, hidden from listing (names never start with a dot), and it
+ * names its writer for sweep_stale_temps. */
+static int temp_path(char *out, size_t outlen, const char *dir, const char *name) {
+    static atomic_uint seq;
+    unsigned n = atomic_fetch_add(&seq, 1);
+    return snprintf(out, outlen, "%s/.%ld-%u-%s" NS_SNAPSHOT_EXT ".tmp", dir, (long)getpid(), n, name) <
+                   (int)outlen ? 0 : -1;
+}
+
+/* Removes the temporary files of writers that died mid-save (their process
+ * is gone), which nothing else would ever claim. */
+static void sweep_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        size_t len = strlen(nm);
+        if (nm[0] != '.' || len < 5 || strcmp(nm + len - 4, ".tmp") != 0) continue;
+        char *end;
+        long pid = strtol(nm + 1, &end, 10);
+        if (end == nm + 1 || *end != '-' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[4200];
+        if (snprintf(path, sizeof path, "%s/%s", dir, nm) < (int)sizeof path) unlink(path);
+    }
+    closedir(d);
+}
+
 static bool str_ok(const char *s, size_t size) {
     const char *end = memchr(s, '\0', size);
     return end && printable(s, (size_t)(end - s));
@@ -391,16 +438,22 @@ int ns_snapshot_write_iov(const char *dir, const ns_snapshot_meta *meta, const i
         snprintf(err, errlen, "snapshot '%s': a section with a length has no data", nm);
         return -1;
     }
-    char path[4200], tmp[4200];
-    if (snap_path(path, sizeof path, dir, nm, "", err, errlen) != 0 ||
-        snap_path(tmp, sizeof tmp, dir, nm, ".tmp", err, errlen) != 0)
+    char path[4200], tmp[4200], spare[4200];
+    if (snap_path(path, sizeof path, dir, nm, "", err, errlen) != 0 || temp_path(tmp, sizeof tmp, dir, nm) != 0 ||
+        spare_path(spare, sizeof spare, dir) != 0) {
+        snprintf(err, errlen, "snapshot path too long: %.200s/%s" NS_SNAPSHOT_EXT, dir, nm);
         return -1;
+    }
 
     uint8_t hdr[HDR_BYTES];
     encode_header(hdr, meta, &l);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Claiming the spare is one rename, so two saves never share it. */
+    bool reused = rename(spare, tmp) == 0;
+    if (!reused) sweep_stale_temps(dir);
+    int fd = reused ? open(tmp, O_WRONLY | O_CLOEXEC) : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot save snapshot '%s' in %.300s: %s", nm, dir, strerror(errno));
+        if (reused) unlink(tmp);
         return -1;
     }
     const char *step = "write";
@@ -414,6 +467,8 @@ int ns_snapshot_write_iov(const char *dir, const ns_snapshot_meta *meta, const i
         if (emit(fd, &ck, kv[i].iov_base, kv[i].iov_len) != 0) goto fail;
     put_u64(trailer, ns_checksum_final(&ck));
     if (write_all(fd, trailer, sizeof trailer) != 0) goto fail;
+    step = "truncate"; /* a reused spare may be longer than this snapshot */
+    if (reused && ftruncate(fd, (off_t)l.file_bytes) != 0) goto fail;
     step = "sync";
     if (sync && fsync(fd) != 0) goto fail;
     step = "close";
@@ -421,7 +476,15 @@ int ns_snapshot_write_iov(const char *dir, const ns_snapshot_meta *meta, const i
     fd = -1;
     if (rc != 0) goto fail;
     step = "rename";
-    if (rename(tmp, path) != 0) goto fail;
+    /* Swapping keeps the snapshot being replaced as the next spare (its
+     * blocks and cached pages are what make the next save fast); with no
+     * snapshot of that name, or a file system without RENAME_EXCHANGE, a
+     * plain rename. */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+        if (rename(tmp, spare) != 0) unlink(tmp);
+    } else if (rename(tmp, path) != 0) {
+        goto fail;
+    }
     if (sync) {
         /* the rename is durable only once the directory is */
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -767,7 +830,11 @@ int ns_snapshot_delete(const char *dir, const char *name, bool *missing, char *e
     if (bad_name(name, err, errlen)) return -1;
     char path[4200];
     if (snap_path(path, sizeof path, dir, name, "", err, errlen) != 0) return -1;
-    if (unlink(path) == 0) return 0;
+    if (unlink(path) == 0) {
+        char spare[4200];
+        if (spare_path(spare, sizeof spare, dir) == 0) unlink(spare);
+        return 0;
+    }
     if (errno == ENOENT) {
         if (missing) *missing = true;
         snprintf(err, errlen, "snapshot '%s' does not exist", name);

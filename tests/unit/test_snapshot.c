@@ -350,6 +350,69 @@ static void test_overwrite_replaces(void **state) {
     free_data(&b);
 }
 
+/* The snapshot a save replaces becomes the directory's spare file and the
+ * next save writes into it (rewriting blocks is several times faster than
+ * allocating them); a longer spare is cut to the new snapshot's size. */
+static void test_spare_file(void **state) {
+    fixture *f = *state;
+    char spare[512];
+    snprintf(spare, sizeof spare, "%s/.spare" NS_SNAPSHOT_EXT, f->dir);
+    snap_data big = make_data("same", 500, "[1]", 100000);
+    snap_data small = make_data("same", 7, NULL, 333);
+    snap_data other = make_data("other", 20, "[]", 5000);
+    write_ok(f->dir, &big, false);
+    assert_int_equal(file_size(spare), -1);
+    write_ok(f->dir, &small, false);
+    read_back_equal(f->dir, &small);
+    char path[512];
+    snap_file(path, sizeof path, f->dir, "same");
+    long long small_bytes = file_size(path);
+    assert_true(file_size(spare) > 100000);
+    write_ok(f->dir, &small, false); /* into the big file: cut to size */
+    read_back_equal(f->dir, &small);
+    assert_int_equal(file_size(spare), small_bytes);
+    write_ok(f->dir, &big, false); /* into the small file: grown */
+    read_back_equal(f->dir, &big);
+    assert_int_equal(file_size(spare), small_bytes);
+    write_ok(f->dir, &other, false); /* a new name takes the spare for good */
+    read_back_equal(f->dir, &other);
+    assert_int_equal(file_size(spare), -1);
+    write_ok(f->dir, &other, false);
+    assert_true(file_size(spare) > 5000);
+    assert_int_equal(count_files(f->dir, NS_SNAPSHOT_EXT), 2);
+
+    /* deleting any snapshot deletes the spare (it holds an older snapshot) */
+    char err[512];
+    assert_int_equal(ns_snapshot_delete(f->dir, "same", NULL, err, sizeof err), 0);
+    assert_int_equal(file_size(spare), -1);
+    read_back_equal(f->dir, &other);
+    free_data(&big);
+    free_data(&small);
+    free_data(&other);
+}
+
+/* A save's temporary file is named after its process; one left by a process
+ * that died mid-save is removed by the next save that starts a new file, and
+ * one of a live process is left alone. */
+static void test_stale_temps_swept(void **state) {
+    fixture *f = *state;
+    char dead[512], live[512], plain[512];
+    /* above any pid_max Linux allows (2^22) */
+    snprintf(dead, sizeof dead, "%s/.99999999-0-x" NS_SNAPSHOT_EXT ".tmp", f->dir);
+    snprintf(live, sizeof live, "%s/.%ld-0-x" NS_SNAPSHOT_EXT ".tmp", f->dir, (long)getppid());
+    snprintf(plain, sizeof plain, "%s/.notes.tmp", f->dir);
+    store(dead, (const uint8_t *)"x", 1);
+    store(live, (const uint8_t *)"x", 1);
+    store(plain, (const uint8_t *)"x", 1);
+    snap_data s = make_data("fresh", 3, NULL, 64);
+    write_ok(f->dir, &s, false);
+    assert_int_equal(file_size(dead), -1);
+    assert_int_equal(file_size(live), 1);
+    assert_int_equal(file_size(plain), 1);
+    read_back_equal(f->dir, &s);
+    free_data(&s);
+}
+
 /* ---- damage ---- */
 
 static void test_flipped_byte_in_each_section(void **state) {
@@ -876,6 +939,8 @@ int main(void) {
         T(test_round_trip_empty),
         T(test_round_trip_large),
         T(test_overwrite_replaces),
+        T(test_spare_file),
+        T(test_stale_temps_swept),
         T(test_flipped_byte_in_each_section),
         T(test_truncated_and_appended),
         T(test_wrong_version_and_magic),
