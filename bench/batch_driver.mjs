@@ -306,7 +306,10 @@ async function snapshot() {
     const serverMs = field(r.last, op === 'save' ? 'save_ms' : 'restore_ms');
     rows.push({ op, size: sizeOf(r.last), serverMs, httpMs: r.tEnd - r.t0, serverMbps: field(r.last, 'mb_per_s') });
   };
-  for (let i = 0; i < 3; i++) {
+  // Save 1 writes a new file. Save 2 replaces it, which keeps it as the
+  // directory's spare file; saves 3 and later rewrite the spare's blocks
+  // (docs/sessions.md), the steady state of a session saved again and again.
+  for (let i = 0; i < 5; i++) {
     console.error(`== snapshot: save ${i + 1}`);
     await measure('save', `/api/sessions/${id}/snapshot`, { name, overwrite: true });
   }
@@ -331,13 +334,20 @@ async function snapshot() {
     console.log(`| ${label} | ${fmt(r.serverMs ?? NaN)} | ${fmt(r.httpMs)} | ${fmt(r.serverMbps ?? NaN)} | ` +
                 `${fmt(mbps)} | ${fmt(msPerGb)} |`);
   };
-  rows.forEach((r, i) => line(`${r.op} ${(i % 3) + 1}`, r));
-  for (const op of ['save', 'restore']) {
-    const of = rows.filter((r) => r.op === op);
-    const median = (k) => of.map((r) => r[k]).filter((v) => v !== null).sort((a, b) => a - b)[1] ?? null;
-    line(`**${op}, median**`, { size: of[0].size, serverMs: median('serverMs'), httpMs: median('httpMs'),
-                                serverMbps: median('serverMbps') });
-  }
+  const saves = rows.filter((r) => r.op === 'save'), restores = rows.filter((r) => r.op === 'restore');
+  const why = ['new file', 'new file, keeps the old as spare'];
+  saves.forEach((r, i) => line(`save ${i + 1} (${why[i] ?? 'into the spare'})`, r));
+  restores.forEach((r, i) => line(`restore ${i + 1}`, r));
+  const medianLine = (label, of) => {
+    const median = (k) => {
+      const v = of.map((r) => r[k]).filter((x) => x !== null).sort((a, b) => a - b);
+      return v.length ? v[(v.length - 1) >> 1] : null;
+    };
+    line(label, { size: of[0].size, serverMs: median('serverMs'), httpMs: median('httpMs'),
+                  serverMbps: median('serverMbps') });
+  };
+  medianLine('**save into the spare, median**', saves.slice(2));
+  medianLine('**restore, median**', restores);
   console.log(`\nMB and GB are 10^6 and 10^9 bytes. After the restore, the session's next turn (" z", 4 tokens):` +
               ` prompt_eval_count ${next.last.prompt_eval_count}, cached ${cachedField(next.last) ?? nextLog.cached ?? '-'},` +
               ` TTFT ${fmt(next.tFirst === null ? next.tEnd - next.t0 : next.tFirst - next.t0)} ms.`);

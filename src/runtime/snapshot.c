@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "util/checksum.h"
+#include "util/checksum_behind.h"
 #include "util/log.h"
 
 #define SNAP_MAGIC "NSTKSNAP"
@@ -47,7 +48,11 @@
 #define BODY_SEED 0x6e736e6170626479ull /* "nsnapbdy" */
 /* Reads and writes go in chunks this size so each one is checksummed while
  * it is still in the CPU's cache. */
-#define IO_CHUNK ((size_t)4 << 20)
+#define IO_CHUNK ((size_t)1 << 20)
+/* KV sections from this size up are checksummed on a second thread while
+ * the first moves the bytes (checksum_behind.h): a save or restore of 62 MB
+ * took 7 ms one pass after the other. */
+#define BEHIND_MIN ((uint64_t)4 << 20)
 /* Far above any real context, low enough that a hostile header cannot make
  * us size a giant buffer from a sparse file. */
 #define MAX_TOKENS ((int64_t)1 << 26)
@@ -463,8 +468,17 @@ int ns_snapshot_write_iov(const char *dir, const ns_snapshot_meta *meta, const i
     if (write_all(fd, hdr, sizeof hdr) != 0 || emit_tokens(fd, &ck, tokens, meta->n_tokens) != 0 ||
         emit(fd, &ck, messages, (size_t)meta->messages_len) != 0)
         goto fail;
-    for (int i = 0; i < n_kv; i++)
-        if (emit(fd, &ck, kv[i].iov_base, kv[i].iov_len) != 0) goto fail;
+    ns_checksum_behind *behind = kv_total >= BEHIND_MIN ? ns_checksum_behind_start(&ck, kv, n_kv, true) : NULL;
+    for (int i = 0; i < n_kv; i++) {
+        if (behind ? write_all(fd, kv[i].iov_base, kv[i].iov_len) == 0
+                   : emit(fd, &ck, kv[i].iov_base, kv[i].iov_len) == 0)
+            continue;
+        int e = errno;
+        if (behind) ns_checksum_behind_finish(behind, &ck, true);
+        errno = e;
+        goto fail;
+    }
+    if (behind) ns_checksum_behind_finish(behind, &ck, false);
     put_u64(trailer, ns_checksum_final(&ck));
     if (write_all(fd, trailer, sizeof trailer) != 0) goto fail;
     step = "truncate"; /* a reused spare may be longer than this snapshot */
@@ -585,8 +599,11 @@ int ns_snapshot_read_meta(const char *dir, const char *name, ns_snapshot_meta *m
 }
 
 /* Reads n bytes at off into buf a chunk at a time, checksumming each chunk
- * right after reading it. 0, or -1 (errno set; EIO/0 for a short file). */
-static int read_section(int fd, uint64_t off, void *buf, size_t n, ns_checksum *ck, bool *short_file) {
+ * right after reading it; or, with behind, telling its thread how far the
+ * bytes are ready (*at counts them across sections). 0, or -1 (errno set;
+ * *short_file for a file that ends early). */
+static int read_section(int fd, uint64_t off, void *buf, size_t n, ns_checksum *ck, ns_checksum_behind *behind,
+                        uint64_t *at, bool *short_file) {
     uint8_t *p = buf;
     for (size_t done = 0; done < n;) {
         size_t len = n - done < IO_CHUNK ? n - done : IO_CHUNK;
@@ -596,7 +613,8 @@ static int read_section(int fd, uint64_t off, void *buf, size_t n, ns_checksum *
             *short_file = true;
             return -1;
         }
-        ns_checksum_update(ck, p + done, len);
+        if (behind) ns_checksum_behind_ready(behind, *at += len);
+        else ns_checksum_update(ck, p + done, len);
         done += len;
     }
     return 0;
@@ -692,8 +710,9 @@ ns_snapshot_reader *ns_snapshot_open(const char *dir, const char *name, const ch
     }
     ns_checksum_init(&rd->ck, BODY_SEED);
     bool short_file = false;
-    if (read_section(rd->fd, rd->l.tokens_at, t, n_tok_bytes, &rd->ck, &short_file) != 0 ||
-        read_section(rd->fd, rd->l.messages_at, msg, (size_t)m->messages_len, &rd->ck, &short_file) != 0) {
+    if (read_section(rd->fd, rd->l.tokens_at, t, n_tok_bytes, &rd->ck, NULL, NULL, &short_file) != 0 ||
+        read_section(rd->fd, rd->l.messages_at, msg, (size_t)m->messages_len, &rd->ck, NULL, NULL, &short_file) !=
+            0) {
         read_failed(rd, short_file, err, errlen);
         goto fail;
     }
@@ -720,12 +739,18 @@ int ns_snapshot_read_kv(ns_snapshot_reader *rd, const struct iovec *kv, int n_kv
         return -1;
     }
     bool short_file = false;
-    uint64_t at = rd->l.kv_at;
+    uint64_t at = rd->l.kv_at, ready = 0;
+    ns_checksum_behind *behind = total >= BEHIND_MIN ? ns_checksum_behind_start(&rd->ck, kv, n_kv, false) : NULL;
     for (int i = 0; i < n_kv; i++) {
-        if (read_section(rd->fd, at, kv[i].iov_base, kv[i].iov_len, &rd->ck, &short_file) != 0)
+        if (read_section(rd->fd, at, kv[i].iov_base, kv[i].iov_len, &rd->ck, behind, &ready, &short_file) != 0) {
+            int e = errno;
+            if (behind) ns_checksum_behind_finish(behind, &rd->ck, true);
+            errno = e;
             return read_failed(rd, short_file, err, errlen);
+        }
         at += kv[i].iov_len;
     }
+    if (behind) ns_checksum_behind_finish(behind, &rd->ck, false);
     uint8_t trailer[TRAILER_BYTES];
     ssize_t got = pread_full(rd->fd, trailer, sizeof trailer, rd->l.trailer_at);
     if (got != (ssize_t)sizeof trailer) {

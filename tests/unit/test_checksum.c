@@ -1,6 +1,7 @@
 /* The snapshot checksum: fixed values (snapshot files on disk depend on
  * them), streaming with any split equal to one call, and the changes it must
- * always catch (bit flips, moved words, length). */
+ * always catch (bit flips, moved words, length); and the same checksum run
+ * on a second thread (checksum_behind.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "util/checksum.h"
+#include "util/checksum_behind.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next_rand(void) {
@@ -209,6 +211,64 @@ static void test_seed_matters(void **state) {
     assert_all_distinct(sums, 8);
 }
 
+/* ---- on a second thread ---- */
+
+/* Uneven pieces (some empty, some over the helper's 1 MB chunk, odd
+ * lengths), continuing a state that already holds a few bytes: the helper's
+ * result equals one thread's, with everything ready at once or with the
+ * bytes reported ready in random steps as a reader would. */
+static void test_behind_equals_inline(void **state) {
+    (void)state;
+    enum { N = 3 * 1024 * 1024 + 77 };
+    uint8_t *b = malloc(N);
+    assert_non_null(b);
+    for (size_t i = 0; i < N; i++) b[i] = (uint8_t)next_rand();
+    const size_t cuts[] = {0, 5, 5, 1500000, 1500001, 2900000, N};
+    struct iovec pieces[6];
+    for (int i = 0; i < 6; i++) pieces[i] = (struct iovec){b + cuts[i], cuts[i + 1] - cuts[i]};
+
+    ns_checksum start, inline_ck;
+    ns_checksum_init(&start, 7);
+    ns_checksum_update(&start, "head", 4);
+    inline_ck = start;
+    ns_checksum_update(&inline_ck, b, N);
+    const uint64_t want = ns_checksum_final(&inline_ck);
+
+    for (int ready_now = 1; ready_now >= 0; ready_now--) {
+        ns_checksum ck = start;
+        ns_checksum_behind *h = ns_checksum_behind_start(&ck, pieces, 6, ready_now);
+        assert_non_null(h);
+        for (uint64_t at = 0; !ready_now && at < N;) {
+            at += 1 + next_rand() % 400000;
+            ns_checksum_behind_ready(h, at < N ? at : N);
+        }
+        ns_checksum_behind_finish(h, &ck, false);
+        assert_int_equal(ns_checksum_final(&ck), want);
+    }
+    free(b);
+}
+
+/* A caller that fails midway abandons the helper: it returns without the
+ * missing bytes and leaves the caller's state as it was. */
+static void test_behind_abandoned(void **state) {
+    (void)state;
+    uint8_t b[4096];
+    fill_pattern(b, sizeof b);
+    struct iovec piece = {b, sizeof b};
+    ns_checksum ck;
+    ns_checksum_init(&ck, 1);
+    const uint64_t before = ns_checksum_final(&ck);
+    ns_checksum_behind *h = ns_checksum_behind_start(&ck, &piece, 1, false);
+    assert_non_null(h);
+    ns_checksum_behind_ready(h, 100);
+    ns_checksum_behind_finish(h, &ck, true);
+    assert_int_equal(ns_checksum_final(&ck), before);
+    h = ns_checksum_behind_start(&ck, NULL, 0, false); /* nothing to do */
+    assert_non_null(h);
+    ns_checksum_behind_finish(h, &ck, false);
+    assert_int_equal(ns_checksum_final(&ck), before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_values),
@@ -220,6 +280,8 @@ int main(void) {
         cmocka_unit_test(test_two_bit_flips_are_caught),
         cmocka_unit_test(test_length_and_order_count),
         cmocka_unit_test(test_seed_matters),
+        cmocka_unit_test(test_behind_equals_inline),
+        cmocka_unit_test(test_behind_abandoned),
     };
     return cmocka_run_group_tests_name("checksum", tests, NULL, NULL);
 }

@@ -337,6 +337,27 @@ static void test_round_trip_large(void **state) {
     free_data(&s);
 }
 
+/* A KV large enough to be checksummed on a second thread (BEHIND_MIN) and
+ * in pieces: one flipped byte deep inside it is still caught on reading. */
+static void test_large_damage_caught(void **state) {
+    fixture *f = *state;
+    snap_data s = make_data("big", 1000, NULL, (size_t)6 * 1024 * 1024 + 3);
+    struct iovec pieces[3] = {{s.kv, 1000}, {(uint8_t *)s.kv + 1000, 5 * 1024 * 1024},
+                              {(uint8_t *)s.kv + 1000 + 5 * 1024 * 1024, s.meta.kv_bytes - 1000 - 5 * 1024 * 1024}};
+    char err[512] = "", path[512];
+    assert_int_equal(ns_snapshot_write_iov(f->dir, &s.meta, s.tokens, s.messages, pieces, 3, false, err, sizeof err),
+                     0);
+    read_back_equal(f->dir, &s);
+    snap_file(path, sizeof path, f->dir, "big");
+    size_t n;
+    uint8_t *b = load(path, &n);
+    b[n - 8 - 2 * 1024 * 1024] ^= 0x10;
+    store(path, b, n);
+    free(b);
+    read_fails(f->dir, "big", NULL, NULL, "snapshot 'big' is damaged: body checksum mismatch");
+    free_data(&s);
+}
+
 static void test_overwrite_replaces(void **state) {
     fixture *f = *state;
     snap_data a = make_data("same", 50, "[1]", 1000);
@@ -938,6 +959,7 @@ int main(void) {
         T(test_round_trip_without_messages),
         T(test_round_trip_empty),
         T(test_round_trip_large),
+        T(test_large_damage_caught),
         T(test_overwrite_replaces),
         T(test_spare_file),
         T(test_stale_temps_swept),
