@@ -29,6 +29,8 @@ typedef enum {
     NS_EV_SNAPSHOT_SAVED,    /* detail: name, session, bytes, ms */
     NS_EV_SNAPSHOT_RESTORED, /* detail: name, session, bytes, ms */
     NS_EV_SNAPSHOT_DELETED,
+    NS_EV_ALERT_FIRED,       /* monitor: detail: metric, gpu, value, threshold */
+    NS_EV_ALERT_CLEARED,     /* monitor: detail as fired */
     NS_EV_KIND_COUNT
 } ns_event_kind;
 

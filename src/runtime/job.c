@@ -122,8 +122,16 @@ void ns_job_push_token(ns_job *j, int32_t token, const char *text, size_t len, c
     push_event(j, &ev);
 }
 
-void ns_job_finish(ns_job *j, ns_finish finish, const char *error) {
-    int64_t now = ns_now_mono();
+void ns_job_times(const ns_job *j, int64_t end, ns_job_stats *st) {
+    int64_t admit = j->t_admit ? j->t_admit : end;
+    int64_t first = j->t_first ? j->t_first : end;
+    st->queued_ns = admit - j->t_submit;
+    st->prompt_eval_ns = first - admit;
+    st->eval_ns = end - first;
+    st->total_ns = end - j->t_submit;
+}
+
+void ns_job_finish_at(ns_job *j, ns_finish finish, const char *error, int64_t end) {
     ns_job_event ev;
     memset(&ev, 0, sizeof ev);
     ev.kind = NS_JOB_DONE;
@@ -133,12 +141,7 @@ void ns_job_finish(ns_job *j, ns_finish finish, const char *error) {
     st->n_prompt_cached = j->n_cached;
     st->n_gen = j->n_gen;
     st->n_shifts = j->n_shifts;
-    int64_t admit = j->t_admit ? j->t_admit : now;
-    int64_t first = j->t_first ? j->t_first : now;
-    st->queued_ns = admit - j->t_submit;
-    st->prompt_eval_ns = first - admit;
-    st->eval_ns = now - first;
-    st->total_ns = now - j->t_submit;
+    ns_job_times(j, end, st);
     if (error) snprintf(st->error, sizeof st->error, "%s", error);
     /* the prompt and what was generated (only the prompt for a job that never ran) */
     st->context = malloc(sizeof(int32_t) * (size_t)j->n_toks);
@@ -314,7 +317,7 @@ void ns_job_cancel(ns_job *j) {
      * runner) until it is finished, and finishing needs j->mu. */
     bool ours = !j->finished && j->lm && ns_runner_dequeue(j->lm->runner, j);
     pthread_mutex_unlock(&j->mu);
-    if (ours) ns_job_finish(j, NS_FINISH_CANCELLED, NULL);
+    if (ours) ns_job_finish_at(j, NS_FINISH_CANCELLED, NULL, ns_now_mono());
 }
 
 void ns_job_free(ns_job *j) {

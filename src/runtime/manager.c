@@ -177,6 +177,7 @@ static void unload_now(ns_runtime *rt, ns_loaded *lm) {
     if (rt->cfg.events) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "reason", reason);
+        cJSON_AddNumberToObject(d, "bytes", (double)lm->est_bytes);
         publish(rt, NS_EV_UNLOADED, lm->ref.name, d);
     }
     pthread_mutex_lock(&rt->mu);
@@ -490,6 +491,9 @@ static int load(ns_runtime *rt, ns_loaded *lm, char *err, size_t errlen) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "path", lm->ref.path);
         cJSON_AddNumberToObject(d, "ms", (double)ms);
+        cJSON_AddNumberToObject(d, "bytes", (double)lm->est_bytes);
+        cJSON_AddNumberToObject(d, "n_ctx", lm->opts.n_ctx);
+        cJSON_AddNumberToObject(d, "parallel", lm->n_parallel);
         publish(rt, NS_EV_LOAD_COMPLETED, name, d);
     }
     return 0;

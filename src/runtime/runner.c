@@ -122,11 +122,14 @@ static void announce(ns_runner *r, const ns_job *j) {
     publish(r, NS_EV_GEN_STARTED, j->request_id, d);
 }
 
-static void report_end(ns_runner *r, const ns_job *j, ns_finish finish, const char *error) {
-    int64_t now = ns_now_mono();
+static void report_end(ns_runner *r, const ns_job *j, ns_finish finish, const char *error, int64_t end) {
     double ttft_ms = j->t_first ? (double)(j->t_first - j->t_submit) / 1e6 : 0.0;
-    double eval_s = j->t_first ? (double)(now - j->t_first) / 1e9 : 0.0;
+    ns_job_stats st;
+    ns_job_times(j, end, &st);
+    double eval_s = j->t_first ? (double)st.eval_ns / 1e9 : 0.0;
     double tps = eval_s > 0 ? j->n_gen / eval_s : 0.0;
+    double prompt_ms = (double)st.prompt_eval_ns / 1e6;
+    int n_evaluated = j->n_prompt - j->n_cached;
     ns_log_debug("runtime", "generation done",
                  "model=%s request=\"%s\" finish=%s prompt_tokens=%d cached_tokens=%d eval_tokens=%d ttft_ms=%.1f "
                  "tokens_per_s=%.1f",
@@ -137,6 +140,11 @@ static void report_end(ns_runner *r, const ns_job *j, ns_finish finish, const ch
     cJSON_AddNumberToObject(d, "cached_tokens", j->n_cached);
     cJSON_AddNumberToObject(d, "eval_tokens", j->n_gen);
     cJSON_AddNumberToObject(d, "ttft_ms", ttft_ms);
+    cJSON_AddNumberToObject(d, "queued_ms", (double)st.queued_ns / 1e6);
+    cJSON_AddNumberToObject(d, "prompt_ms", prompt_ms);
+    cJSON_AddNumberToObject(d, "prompt_tokens_per_s", prompt_ms > 0 ? n_evaluated / (prompt_ms / 1e3) : 0.0);
+    cJSON_AddNumberToObject(d, "eval_ms", (double)st.eval_ns / 1e6);
+    cJSON_AddNumberToObject(d, "total_ms", (double)st.total_ns / 1e6);
     cJSON_AddNumberToObject(d, "tokens_per_s", tps);
     cJSON_AddStringToObject(d, "finish", ns_finish_name(finish));
     if (j->n_shifts) cJSON_AddNumberToObject(d, "context_shifts", j->n_shifts);
@@ -269,7 +277,8 @@ static void end_slot(ns_runner *r, ns_slot *s, ns_finish finish, const char *err
         if (n > 0) ns_job_push_token(j, -1, out, n, NULL, 0);
     }
     if (s->announce) announce(r, j);
-    report_end(r, j, finish, error);
+    int64_t end = ns_now_mono();
+    report_end(r, j, finish, error, end);
     if (j->n_shifts > 0 && s->n_cache <= j->n_toks) {
         /* after a shift the context is what the model kept, so a next turn
          * built on it finds all of it in this slot */
@@ -280,7 +289,7 @@ static void end_slot(ns_runner *r, ns_slot *s, ns_finish finish, const char *err
     s->job = NULL;
     r->n_active--;
     pthread_mutex_unlock(&r->mu);
-    ns_job_finish(j, finish, error);
+    ns_job_finish_at(j, finish, error, end);
 }
 
 /* The token's text; *heap is set when it did not fit in buf. */
@@ -688,7 +697,7 @@ static void finish_list(ns_job *j, ns_finish finish) {
     while (j) {
         ns_job *next = j->qnext;
         j->qnext = NULL;
-        ns_job_finish(j, finish, NULL);
+        ns_job_finish_at(j, finish, NULL, ns_now_mono());
         j = next;
     }
 }

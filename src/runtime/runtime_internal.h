@@ -128,7 +128,12 @@ void ns_job_push_token(ns_job *j, int32_t token, const char *text, size_t len, c
 /* Ends the job: drops the model reference, pushes DONE with these stats
  * (context filled from j->toks), and drops the runner's reference. Called
  * with no lock held, by the one thread that took the job out of the queue. */
-void ns_job_finish(ns_job *j, ns_finish finish, const char *error);
+/* Ends the job at monotonic time end: its DONE event carries the stats. */
+void ns_job_finish_at(ns_job *j, ns_finish finish, const char *error, int64_t end);
+/* The durations of the stats (queued, prompt eval, eval, total) of a job
+ * ending at end: the responses' timing fields and the profiler's records
+ * come from this one computation, so they agree exactly. */
+void ns_job_times(const ns_job *j, int64_t end, ns_job_stats *st);
 void ns_job_unref(ns_job *j);
 int ns_job_toks_push(ns_job *j, int32_t tok);
 
