@@ -1,9 +1,11 @@
 # Shared by the bench scripts that drive a running `nstack serve`.
 
-# server_scratch: makes a temporary directory (tmp) and, on exit, stops the
-# server whose pid the caller puts in server_pid and removes the directory.
+# server_scratch: makes a temporary directory (tmp), points the metrics
+# database there (NSTACK_DB), and, on exit, stops the server whose pid the
+# caller puts in server_pid and removes the directory.
 server_scratch() {
     tmp="$(mktemp -d)"
+    export NSTACK_DB="$tmp/nstack.db"
     server_pid=""
     trap 'if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; fi
 rm -rf "$tmp"' EXIT

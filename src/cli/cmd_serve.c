@@ -37,7 +37,12 @@ static void serve_usage(FILE *f) {
             "                      ~/.local/share/nstack/snapshots)\n"
             "  --no-mmap           read model files into memory instead of mapping them\n"
             "                      (a request's options.use_mmap overrides it)\n"
-            "  --no-demo           do not create the random-weight demo model in an empty store\n");
+            "  --no-demo           do not create the random-weight demo model in an empty store\n"
+            "  --db PATH|off       metrics database (default NSTACK_DB or ~/.local/share/nstack/nstack.db)\n"
+            "  --sample-interval DUR  resource sampling period, 1ms or more, or off (default 100ms)\n"
+            "  --alert-ram PCT     alert when RAM use reaches PCT percent, 0: off (default 90)\n"
+            "  --alert-vram PCT    alert when a GPU's memory use reaches PCT percent, 0: off (default 90)\n"
+            "  --alert-temp C      alert when a GPU reaches C degrees Celsius, 0: off (default 85)\n");
 }
 
 static bool parse_duration_arg(const char *flag, const char *v, int64_t *out) {
@@ -64,6 +69,8 @@ static void *stop_server(void *arg) {
 int cmd_serve(int argc, char **argv) {
     ns_server_config cfg = {0};
     cfg.create_demo = true;
+    cfg.observe.alerts = (ns_alerts_config){.ram_pct = NS_ALERT_RAM_PCT, .vram_pct = NS_ALERT_VRAM_PCT,
+                                            .temp_c = NS_ALERT_TEMP_C};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         long long n;
@@ -113,6 +120,29 @@ int cmd_serve(int argc, char **argv) {
             cfg.runtime.defaults.use_mmap = -1;
         } else if (strcmp(a, "--no-demo") == 0) {
             cfg.create_demo = false;
+        } else if (strcmp(a, "--db") == 0) {
+            if (!(cfg.observe.db_path = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+        } else if (strcmp(a, "--sample-interval") == 0) {
+            int64_t d;
+            if (!(v = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+            if (strcmp(v, "off") == 0) d = -1;
+            else if (!parse_duration_arg(a, v, &d)) return NS_EXIT_USAGE;
+            else if (d < 1000000) {
+                fprintf(stderr, "nstack serve: invalid value for --sample-interval: '%s' (1ms or more, or off)\n", v);
+                return NS_EXIT_USAGE;
+            }
+            cfg.observe.sample_interval_ns = d;
+        } else if (strcmp(a, "--alert-ram") == 0 || strcmp(a, "--alert-vram") == 0 || strcmp(a, "--alert-temp") == 0) {
+            double *t = a[8] == 'r' ? &cfg.observe.alerts.ram_pct
+                        : a[8] == 'v' ? &cfg.observe.alerts.vram_pct : &cfg.observe.alerts.temp_c;
+            double max = a[8] == 't' ? 200 : 100;
+            char *end;
+            if (!(v = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+            *t = strtod(v, &end);
+            if (!*v || *end || !(*t >= 0 && *t <= max)) {
+                fprintf(stderr, "nstack serve: invalid value for %s: '%s' (a number from 0, off, to %g)\n", a, v, max);
+                return NS_EXIT_USAGE;
+            }
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             serve_usage(stdout);
             return NS_EXIT_OK;

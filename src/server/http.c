@@ -43,6 +43,7 @@ struct ns_http_server {
     int port;
     size_t max_body;
     ns_http_handler handler;
+    ns_http_done_fn on_done;
     void *app;
     uint64_t id_seed;
     atomic_uint_fast64_t id_counter;
@@ -72,6 +73,7 @@ struct ns_http_req {
     header_kv *headers;
     int n_headers;
     int64_t start_ns;
+    const char *route; /* ns_http_set_route */
     stream_state *stream;
 };
 
@@ -151,6 +153,8 @@ static int queue(ns_http_req *r, int status, const char *content_type, struct MH
     r->status = status;
     return 0;
 }
+
+void ns_http_set_route(ns_http_req *r, const char *pattern) { r->route = pattern; }
 
 int ns_http_respond(ns_http_req *r, int status, const char *content_type, const char *body, size_t len) {
     if (r->responded) {
@@ -360,6 +364,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     else
         ns_log_info("http", "request", "method=%s path=%s status=%d ms=%.1f request_id=%s peer=%s client_gone=true",
                     r->method, path, r->status, ms, r->id, r->peer);
+    if (s->on_done) {
+        ns_http_done d = {r->method, r->route ? r->route : "other", r->status, ms / 1e3, gone};
+        s->on_done(s->app, &d);
+    }
     for (int i = 0; i < r->n_headers; i++) {
         free(r->headers[i].name);
         free(r->headers[i].value);
@@ -436,6 +444,7 @@ ns_http_server *ns_http_server_start(const ns_http_config *cfg, ns_http_handler 
         return NULL;
     }
     s->handler = handler;
+    s->on_done = cfg->on_done;
     s->app = app;
     s->max_body = cfg->max_body ? cfg->max_body : 32u << 20;
     if (getrandom(&s->id_seed, sizeof s->id_seed, 0) != (ssize_t)sizeof s->id_seed)

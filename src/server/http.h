@@ -65,12 +65,27 @@ int ns_http_respond_stream(ns_http_req *r, int status, const char *content_type,
 
 typedef void (*ns_http_handler)(void *app, ns_http_req *r);
 
+/* The route pattern a request matched (a string that outlives the request,
+ * e.g. "/api/sessions/"), which metrics label it with; unset: "other". */
+void ns_http_set_route(ns_http_req *r, const char *pattern);
+
+/* What on_done hears once per request, when its response is over. */
+typedef struct {
+    const char *method;
+    const char *route; /* ns_http_set_route's pattern or "other" */
+    int status;        /* 0 when nothing was answered */
+    double seconds;    /* from the headers to the end of the response */
+    bool client_gone;
+} ns_http_done;
+typedef void (*ns_http_done_fn)(void *app, const ns_http_done *d);
+
 typedef struct {
     const char *host;      /* "127.0.0.1", "0.0.0.0", "::1", "localhost" */
     int port;              /* 0: any free port (see ns_http_server_port) */
     size_t max_body;       /* bytes; larger bodies get 413 */
     int max_connections;   /* 0: 1024 */
     int connection_timeout_s; /* idle keep-alive connections close after this; 0: 300 */
+    ns_http_done_fn on_done;  /* optional, called with the handler's app on the connection's thread */
 } ns_http_config;
 
 /* Starts listening; handler is called for every request with app. NULL and

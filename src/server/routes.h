@@ -33,6 +33,13 @@ void ns_route_v1_models(ns_server *s, ns_http_req *r);  /* GET /v1/models and /v
  * (docs/sessions.md) */
 void ns_route_api_sessions(ns_server *s, ns_http_req *r);
 
+/* routes_monitor.c: GET /metrics, /api/resources, /api/resources/history,
+ * /api/metrics/generations, GET/POST /api/alerts (docs/observability.md) */
+void ns_route_monitor(ns_server *s, ns_http_req *r);
+
+/* routes_events.c: GET /api/events (Server-Sent Events, docs/observability.md) */
+void ns_route_api_events(ns_server *s, ns_http_req *r);
+
 /* Helpers shared by the route modules (server.c). */
 
 /* Parses the body as a JSON object. NULL after answering 400 ("invalid JSON
@@ -44,6 +51,9 @@ cJSON *ns_route_parse_body(ns_http_req *r);
  * returns -1. */
 int ns_route_get_string(ns_http_req *r, const cJSON *body, const char *key, const char *def, const char **out);
 int ns_route_get_bool(ns_http_req *r, const cJSON *body, const char *key, bool def, bool *out);
+
+/* o[key] = v as a JSON integer, exact beyond 2^53 (cJSON numbers are doubles). */
+void ns_route_add_i64(cJSON *o, const char *key, int64_t v);
 
 /* o[key] = the wall-clock time as RFC 3339, the form Ollama's API uses. */
 void ns_route_add_time(cJSON *o, const char *key, int64_t wall_ns);

@@ -23,11 +23,6 @@
 /* ---- small JSON helpers ---- */
 
 /* cJSON prints numbers as doubles; sizes and nanosecond counts must stay exact. */
-static void add_i64(cJSON *o, const char *key, int64_t v) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", (long long)v);
-    cJSON_AddRawToObject(o, key, buf);
-}
 
 static cJSON *raw_i64(int64_t v) {
     char buf[32];
@@ -275,8 +270,8 @@ void ns_route_health(ns_server *s, ns_http_req *r) {
     free(info);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
-    add_i64(o, "uptime_s", (ns_now_wall() - s->started_at) / 1000000000);
-    add_i64(o, "models_loaded", n);
+    ns_route_add_i64(o, "uptime_s", (ns_now_wall() - s->started_at) / 1000000000);
+    ns_route_add_i64(o, "models_loaded", n);
     cJSON_AddStringToObject(o, "version", NSTACK_VERSION);
     ns_http_respond_json(r, 200, o);
 }
@@ -298,7 +293,7 @@ void ns_route_api_tags(ns_server *s, ns_http_req *r) {
         cJSON_AddStringToObject(m, "name", refs[i].name);
         cJSON_AddStringToObject(m, "model", refs[i].name);
         ns_route_add_time(m, "modified_at", refs[i].modified);
-        add_i64(m, "size", refs[i].size);
+        ns_route_add_i64(m, "size", refs[i].size);
         cJSON_AddStringToObject(m, "digest", bare_digest(refs[i].digest));
         cJSON_AddItemToObject(m, "details", details_for_path(refs[i].path));
         cJSON_AddItemToArray(models, m);
@@ -324,16 +319,16 @@ void ns_route_api_ps(ns_server *s, ns_http_req *r) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "name", li->name);
         cJSON_AddStringToObject(m, "model", li->name);
-        add_i64(m, "size", li->size);
+        ns_route_add_i64(m, "size", li->size);
         cJSON_AddStringToObject(m, "digest", bare_digest(li->digest));
         cJSON_AddItemToObject(m, "details", details_for_path(li->path));
         ns_route_add_time(m, "expires_at", li->expires_at);
-        add_i64(m, "size_vram", li->size_vram);
-        add_i64(m, "context_length", li->n_ctx);
+        ns_route_add_i64(m, "size_vram", li->size_vram);
+        ns_route_add_i64(m, "context_length", li->n_ctx);
         /* ours: the runner's slots and what is in them */
-        add_i64(m, "num_parallel", li->n_parallel);
-        add_i64(m, "active_requests", li->active_jobs);
-        add_i64(m, "queued_requests", li->queued_jobs);
+        ns_route_add_i64(m, "num_parallel", li->n_parallel);
+        ns_route_add_i64(m, "active_requests", li->active_jobs);
+        ns_route_add_i64(m, "queued_requests", li->queued_jobs);
         cJSON_AddItemToArray(models, m);
     }
     free(info);
@@ -552,8 +547,8 @@ static int pull_progress(void *user, const char *status, const char *digest, int
     cJSON_AddStringToObject(o, "status", status);
     if (strcmp(status, "downloading") == 0) {
         if (digest && *digest) cJSON_AddStringToObject(o, "digest", digest);
-        add_i64(o, "total", total);
-        add_i64(o, "completed", completed);
+        ns_route_add_i64(o, "total", total);
+        ns_route_add_i64(o, "completed", completed);
     }
     pull_emit(t, o);
     return atomic_load(&t->cancel) ? 1 : 0;
@@ -757,9 +752,9 @@ void ns_route_api_load(ns_server *s, ns_http_req *r) {
     ns_route_add_time(o, "created_at", ns_now_wall());
     cJSON_AddBoolToObject(o, "done", true);
     cJSON_AddStringToObject(o, "done_reason", "load");
-    add_i64(o, "load_duration", load_ns);
-    add_i64(o, "total_duration", ns_now_mono() - t0);
-    add_i64(o, "context_length", n_ctx);
+    ns_route_add_i64(o, "load_duration", load_ns);
+    ns_route_add_i64(o, "total_duration", ns_now_mono() - t0);
+    ns_route_add_i64(o, "context_length", n_ctx);
     ns_http_respond_json(r, 200, o);
 out:
     ns_gen_options_free(&opts);

@@ -159,6 +159,14 @@ static const route routes[] = {
     {"GET", "/api/sessions/", ns_route_api_sessions},
     {"POST", "/api/sessions/", ns_route_api_sessions},
     {"DELETE", "/api/sessions/", ns_route_api_sessions},
+    {"GET", "/api/events", ns_route_api_events},
+    {"GET", "/metrics", ns_route_monitor},
+    {"GET", "/api/resources", ns_route_monitor},
+    {"GET", "/api/resources/history", ns_route_monitor},
+    {"GET", "/api/metrics/generations", ns_route_monitor},
+    {"GET", "/api/alerts", ns_route_monitor},
+    {"GET", "/api/events/history", ns_route_monitor},
+    {"POST", "/api/alerts", ns_route_monitor},
 };
 
 static bool path_matches(const char *pattern, const char *path) {
@@ -221,6 +229,7 @@ static void dispatch(void *app, ns_http_req *r) {
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (path_matches(routes[i].path, path) && method_matches(routes[i].method, method)) {
+            ns_http_set_route(r, routes[i].path);
             routes[i].fn(s, r);
             return;
         }
@@ -267,6 +276,12 @@ int ns_route_get_bool(ns_http_req *r, const cJSON *body, const char *key, bool d
     return 0;
 }
 
+void ns_route_add_i64(cJSON *o, const char *key, int64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    cJSON_AddRawToObject(o, key, buf);
+}
+
 void ns_route_add_time(cJSON *o, const char *key, int64_t wall_ns) {
     char ts[64];
     ns_time_format_rfc3339(wall_ns, ts, sizeof ts);
@@ -310,8 +325,15 @@ cJSON *ns_route_parse_body(ns_http_req *r) {
 
 /* ---- lifecycle ---- */
 
+static void http_done(void *app, const ns_http_done *d) {
+    ns_server *s = app;
+    ns_observe_http_done(s->observe, d);
+}
+
 static void free_parts(ns_server *s) {
+    ns_observe_stop_sampler(s->observe);
     if (s->rt) ns_runtime_free(s->rt, 0);
+    ns_observe_stop(s->observe); /* after the runtime's last events */
     if (s->store) ns_store_close(s->store);
     ns_sessions_free(s->sessions);
     if (s->events) ns_events_free(s->events);
@@ -363,10 +385,12 @@ ns_server *ns_server_start(const ns_server_config *cfg, char *err, size_t errlen
     rc.store = s->store;
     rc.events = s->events;
     if (!(s->rt = ns_runtime_new(&rc, err, errlen))) goto fail;
+    if (!(s->observe = ns_observe_start(&cfg->observe, s->events, s->rt, err, errlen))) goto fail;
     if (cfg->create_demo && ns_demo_model_ensure(s->store, err, errlen) < 0) goto fail;
     if (cfg->default_model && *cfg->default_model && preload(s, cfg->default_model, err, errlen) != 0) goto fail;
 
-    ns_http_config hc = {.host = host, .port = port, .max_body = cfg->max_body ? cfg->max_body : 32u << 20};
+    ns_http_config hc = {.host = host, .port = port, .max_body = cfg->max_body ? cfg->max_body : 32u << 20,
+                         .on_done = http_done};
     s->cfg.max_body = hc.max_body;
     if (!(s->http = ns_http_server_start(&hc, dispatch, s, err, errlen))) goto fail;
     bool v6 = strchr(host, ':') != NULL;

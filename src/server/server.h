@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "observe.h"
 #include "runtime/events.h"
 #include "runtime/runtime.h"
 #include "runtime/store.h"
@@ -23,6 +24,7 @@ typedef struct {
     bool create_demo;        /* create the demo model (demo_model.h) when the store has none */
     const char *snapshot_dir; /* session snapshots; NULL: ns_snapshot_dir() (NSTACK_SNAPSHOTS or the data dir) */
     ns_runtime_config runtime;
+    ns_observe_config observe; /* db_path NULL: the default file; tests pass "off" or their own */
 } ns_server_config;
 
 typedef struct ns_server {
@@ -32,6 +34,7 @@ typedef struct ns_server {
     ns_runtime *rt;
     ns_http_server *http;
     struct ns_sessions *sessions; /* sessions.h */
+    ns_observe *observe;
     int64_t started_at;      /* wall ns */
     atomic_bool stopping;
 } ns_server;

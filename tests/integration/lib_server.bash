@@ -8,8 +8,9 @@
 #   stop_server                                 # SIGTERM; an ok/not_ok check of exit 0
 #   finish
 #
-# The server gets its own empty model store ($TMP/models, or $SERVER_MODELS)
-# and an empty Ollama store ($SERVER_OLLAMA_MODELS), so a developer's models
+# The server gets its own empty model store ($TMP/models, or $SERVER_MODELS),
+# metrics database ($TMP/nstack.db, or $SERVER_DB) and an empty Ollama store
+# ($SERVER_OLLAMA_MODELS), so a developer's models and history
 # never leak into a test; the demo model is created there unless --no-demo.
 # Call start_server and stop_server in the test's own shell (not in $(...)):
 # they keep the server's pid. A server still running when the test exits is
@@ -54,7 +55,7 @@ start_server() {
     SERVER_LOG="$TMP/server.$_server_count.log"
     local models="${SERVER_MODELS:-$TMP/models}" ollama="${SERVER_OLLAMA_MODELS:-$TMP/ollama-models}"
     mkdir -p "$models" "$ollama"
-    env -u NSTACK_HOST NSTACK_MODELS="$models" OLLAMA_MODELS="$ollama" \
+    env -u NSTACK_HOST NSTACK_MODELS="$models" OLLAMA_MODELS="$ollama" NSTACK_DB="${SERVER_DB:-$TMP/nstack.db}" \
         "$NSTACK" serve --host 127.0.0.1:0 --models "$models" "$@" 2>"$SERVER_LOG" &
     SERVER_PID=$!
     local i line=""
