@@ -63,8 +63,17 @@ static int64_t env_duration(const char *name, int64_t fallback) {
     return ns;
 }
 
-/* MemAvailable from /proc/meminfo in bytes, or -1. */
+/* MemAvailable from /proc/meminfo in bytes, or -1. NSTACK_MEM_AVAILABLE
+ * (bytes) replaces it where /proc/meminfo does not tell the truth (a
+ * container under a memory limit sees the host's) and in tests. */
 static int64_t mem_available(void) {
+    const char *env = getenv("NSTACK_MEM_AVAILABLE");
+    if (env && *env) {
+        char *end;
+        long long v = strtoll(env, &end, 10);
+        if (!*end && v >= 0) return v;
+        ns_log_warn("runtime", "ignoring a bad setting", "var=NSTACK_MEM_AVAILABLE value=\"%s\"", env);
+    }
     FILE *f = fopen("/proc/meminfo", "r");
     if (!f) return -1;
     char line[256];
@@ -384,11 +393,14 @@ static int64_t estimate_bytes(int64_t file_size, const ns_hparams *hp, const ns_
 }
 
 /* Under rt->mu, for a model about to load: evicts least recently used idle
- * models (marked UNLOADING and linked through *victims) until it fits.
- * 0, or an HTTP status with err. */
+ * models (marked UNLOADING and linked through *victims) until it fits, in
+ * the runtime's count and budget and in the memory the machine has free
+ * right now (which other programs change under us), counting what the
+ * victims give back. 0, or an HTTP status with err. */
 static int make_room(ns_runtime *rt, ns_loaded *self, int64_t need, ns_loaded **victims, char *err, size_t errlen) {
     int64_t budget = rt->cfg.mem_budget;
-    char b1[32], b2[32];
+    int64_t avail = mem_available(), freed = 0;
+    char b1[32], b2[32], b3[32];
     if (need > budget) {
         set_err(err, errlen, "model needs %s but the memory budget is %s", fmt_size(need, b1, sizeof b1),
                 fmt_size(budget, b2, sizeof b2));
@@ -406,13 +418,21 @@ static int make_room(ns_runtime *rt, ns_loaded *self, int64_t need, ns_loaded **
                 (!lru || lm->last_used < lru->last_used))
                 lru = lm;
         }
-        if (count + 1 <= rt->cfg.max_loaded && used + need <= budget) return 0;
+        bool fits_now = avail < 0 || need <= avail + freed;
+        if (count + 1 <= rt->cfg.max_loaded && used + need <= budget && fits_now) return 0;
+        if (!lru && !fits_now) {
+            set_err(err, errlen, "not enough memory to load %s: it needs %s and the machine has %s available%s; "
+                    "free memory, or lower num_ctx or num_parallel", self->ref.name, fmt_size(need, b1, sizeof b1),
+                    fmt_size(avail + freed, b2, sizeof b2), freed ? " after unloading every idle model" : "");
+            return 503;
+        }
         if (!lru) {
             set_err(err, errlen, "no room to load %s: %d model(s) loaded and busy (at most %d, memory budget %s, %s in use)",
                     self->ref.name, count, rt->cfg.max_loaded, fmt_size(budget, b1, sizeof b1),
-                    fmt_size(used, b2, sizeof b2));
+                    fmt_size(used, b3, sizeof b3));
             return 503;
         }
+        freed += lru->est_bytes;
         lru->state = NS_LM_UNLOADING;
         lru->unload_reason = "evicted";
         lru->next_victim = *victims;

@@ -959,6 +959,35 @@ static void test_max_loaded_evicts_idle(void **state) {
     ns_runtime_free(rt, 0);
 }
 
+/* The fit check before a load reads the memory free now (not the budget
+ * taken at start): with less available than the model needs it evicts idle
+ * models first, then refuses with a message that says what is missing. */
+static void test_load_checks_memory_now(void **state) {
+    (void)state;
+    ns_runtime_config cfg = base_config(NULL);
+    cfg.mem_budget = (int64_t)1 << 40; /* the budget never decides here */
+    ns_runtime *rt = new_runtime(&cfg);
+    ns_loaded *a = acquire(rt, stories_path, NULL);
+    ns_runtime_release(rt, a, NS_KEEP_ALIVE_DEFAULT);
+    char err[512];
+    int status;
+    int64_t load_ns;
+    setenv("NSTACK_MEM_AVAILABLE", "1000", 1);
+    assert_null(ns_runtime_acquire(rt, tiny_path, NULL, &load_ns, &status, err, sizeof err));
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(err, "not enough memory to load"));
+    assert_non_null(strstr(err, "after unloading every idle model"));
+    assert_int_equal(ps_count(rt), 0); /* the idle model was unloaded trying */
+    setenv("NSTACK_MEM_AVAILABLE", "1", 1);
+    assert_null(ns_runtime_acquire(rt, stories_path, NULL, &load_ns, &status, err, sizeof err));
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(err, "available; free memory"));
+    unsetenv("NSTACK_MEM_AVAILABLE");
+    a = acquire(rt, stories_path, NULL);
+    ns_runtime_release(rt, a, NS_KEEP_ALIVE_DEFAULT);
+    ns_runtime_free(rt, 0);
+}
+
 typedef struct {
     ns_runtime *rt;
     int n_ctx;
@@ -1164,6 +1193,7 @@ int main(void) {
         cmocka_unit_test(test_keep_alive_zero),
         cmocka_unit_test(test_keep_alive_expiry),
         cmocka_unit_test(test_max_loaded_evicts_idle),
+        cmocka_unit_test(test_load_checks_memory_now),
         cmocka_unit_test(test_changed_options_reload),
         cmocka_unit_test(test_free_with_job_running),
         cmocka_unit_test(test_free_unread_jobs),
