@@ -39,6 +39,7 @@
 #include "util/checksum.h"
 #include "util/checksum_behind.h"
 #include "util/log.h"
+#include "util/paths.h"
 
 #define SNAP_MAGIC "NSTKSNAP"
 #define HDR_BYTES 768
@@ -161,52 +162,9 @@ bool ns_snapshot_exists(const char *dir, const char *name) {
     return access(path, F_OK) == 0;
 }
 
-static int mkdir_p(const char *path, char *err, size_t errlen) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
-        snprintf(err, errlen, "snapshot directory path too long: %.200s", path);
-        return -1;
-    }
-    for (char *p = tmp + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char was = *p;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create %.300s: %s", tmp, strerror(errno));
-            return -1;
-        }
-        if (was == '\0') break;
-        *p = '/';
-    }
-    struct stat st;
-    if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%.300s is not a directory", tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int ns_snapshot_dir(char *out, size_t outlen, bool create, char *err, size_t errlen) {
-    const char *env = getenv("NSTACK_SNAPSHOTS");
-    const char *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    int n;
-    if (env && *env)
-        n = snprintf(out, outlen, "%s", env);
-    else if (xdg && *xdg == '/') /* the XDG spec ignores relative values */
-        n = snprintf(out, outlen, "%s/nstack/snapshots", xdg);
-    else if (home && *home)
-        n = snprintf(out, outlen, "%s/.local/share/nstack/snapshots", home);
-    else {
-        snprintf(err, errlen, "no snapshot directory: set NSTACK_SNAPSHOTS or HOME");
-        return -1;
-    }
-    if (n < 0 || (size_t)n >= outlen) {
-        snprintf(err, errlen, "snapshot directory path too long");
-        return -1;
-    }
-    while (n > 1 && out[n - 1] == '/') out[--n] = '\0';
-    return create ? mkdir_p(out, err, errlen) : 0;
+    if (ns_data_path("NSTACK_SNAPSHOTS", "snapshots", "snapshot directory", out, outlen, err, errlen) != 0) return -1;
+    return create ? ns_mkdir_p(out, err, errlen) : 0;
 }
 
 /* ---- layout ---- */

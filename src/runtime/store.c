@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/paths.h"
 
 #define MAX_MANIFEST_BYTES (1 << 20)
 #define MAX_TEXT_LAYER_BYTES (4 << 20)
@@ -31,49 +32,10 @@ void ns_model_ref_clear(ns_model_ref *r)
 
 /* ---- opening ---------------------------------------------------------- */
 
-static int mkdir_p(const char *path, char *err, size_t errlen)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
-        snprintf(err, errlen, "path too long: %s", path);
-        return -1;
-    }
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-            return -1;
-        }
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s is not a directory", tmp);
-        return -1;
-    }
-    return 0;
-}
 
 static int default_models_dir(char *buf, size_t buflen, char *err, size_t errlen)
 {
-    const char *env = getenv("NSTACK_MODELS");
-    if (env && *env)
-        return snprintf(buf, buflen, "%s", env) < (int)buflen ? 0 : -1;
-    const char *xdg = getenv("XDG_DATA_HOME");
-    if (xdg && *xdg == '/')
-        return snprintf(buf, buflen, "%s/nstack/models", xdg) < (int)buflen ? 0 : -1;
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-        snprintf(err, errlen, "no models directory: set NSTACK_MODELS or HOME");
-        return -1;
-    }
-    return snprintf(buf, buflen, "%s/.local/share/nstack/models", home) < (int)buflen ? 0 : -1;
+    return ns_data_path("NSTACK_MODELS", "models", "models directory", buf, buflen, err, errlen);
 }
 
 static void default_ollama_dir(char *buf, size_t buflen)
@@ -121,10 +83,10 @@ ns_store *ns_store_open(const char *models_dir, const char *ollama_dir, char *er
 
     char sub[4200];
     snprintf(sub, sizeof sub, "%s/manifests", s->dir);
-    if (mkdir_p(sub, err, errlen) != 0)
+    if (ns_mkdir_p(sub, err, errlen) != 0)
         goto fail;
     snprintf(sub, sizeof sub, "%s/blobs", s->dir);
-    if (mkdir_p(sub, err, errlen) != 0)
+    if (ns_mkdir_p(sub, err, errlen) != 0)
         goto fail;
     /* Absolute paths in references stay right whatever the working directory. */
     char real[PATH_MAX];

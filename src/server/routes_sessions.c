@@ -16,6 +16,7 @@
 #include "sessions.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/paths.h"
 
 #define PREFIX "/api/sessions"
 #define MAX_SEGMENTS 3
@@ -307,25 +308,14 @@ fail:
 
 /* ---- snapshots ---- */
 
-static int mkdir_p(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* The snapshot directory (created when missing). 0, or -1 after a 500. */
 static int snapshot_dir(ns_server *s, ns_http_req *r, char *out, size_t outlen) {
     char err[512];
     if (s->cfg.snapshot_dir && *s->cfg.snapshot_dir) {
         snprintf(out, outlen, "%s", s->cfg.snapshot_dir);
-        if (mkdir_p(out) != 0) {
-            ns_http_respond_error(r, 500, "cannot create the snapshot directory %s: %s", out, strerror(errno));
+        if (ns_mkdir_p(out, err, sizeof err) != 0) {
+            ns_http_respond_error(r, 500, "cannot create the snapshot directory: %s", err);
             return -1;
         }
         return 0;

@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/paths.h"
 
 #define SEC_NS INT64_C(1000000000)
 #define MINUTE_NS (60 * SEC_NS)
@@ -214,44 +215,19 @@ static int grow(void **arr, int *cap, int n, size_t elem) {
 
 /* Creates the directories above the file. */
 static int make_parents(const char *path, char *err, size_t errlen) {
-    char *dir = strdup(path);
-    if (!dir) {
-        snprintf(err, errlen, "out of memory");
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        snprintf(err, errlen, "path too long: %.200s", path);
         return -1;
     }
-    int rc = 0;
-    for (char *p = strchr(dir + 1, '/'); p && rc == 0; p = strchr(p + 1, '/')) {
-        *p = '\0';
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create %.300s: %s", dir, strerror(errno));
-            rc = -1;
-        }
-        *p = '/';
-    }
-    free(dir);
-    return rc;
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0; /* in the current directory, or in / */
+    *slash = '\0';
+    return ns_mkdir_p(dir, err, errlen);
 }
 
 int ns_db_default_path(char *out, size_t outlen, char *err, size_t errlen) {
-    const char *env = getenv("NSTACK_DB");
-    const char *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    int n;
-    if (env && *env)
-        n = snprintf(out, outlen, "%s", env);
-    else if (xdg && *xdg == '/') /* the XDG spec ignores relative values */
-        n = snprintf(out, outlen, "%s/nstack/nstack.db", xdg);
-    else if (home && *home)
-        n = snprintf(out, outlen, "%s/.local/share/nstack/nstack.db", home);
-    else {
-        snprintf(err, errlen, "no database path: set NSTACK_DB or HOME");
-        return -1;
-    }
-    if (n < 0 || (size_t)n >= outlen) {
-        snprintf(err, errlen, "database path too long");
-        return -1;
-    }
-    return 0;
+    return ns_data_path("NSTACK_DB", "nstack.db", "database path", out, outlen, err, errlen);
 }
 
 /* ---- opening and migrating ---- */
@@ -781,16 +757,17 @@ static int finish_read(ns_db *db, sqlite3_stmt *st, int rc, char *err, size_t er
 
 static bool given(const char *s) { return s && *s; }
 
-int ns_db_generations(ns_db *db, const char *model, int64_t since_ns, int limit, ns_db_generation **out, int *n,
-                      char *err, size_t errlen) {
+/* Fills one array element from the current row. */
+typedef void (*row_fn)(sqlite3_stmt *st, void *elem);
+
+/* The newest-first record queries: sql selects WHERE time_ns >= ?2, with
+ * "AND <column> = ?1" in place of its %s when filter is given, LIMIT ?3. */
+static int read_rows(ns_db *db, const char *sql_fmt, const char *filter_sql, const char *filter, int64_t since_ns,
+                     int limit, size_t elem, row_fn fill, void **out, int *n, char *err, size_t errlen) {
     if (query_args(db, out, n, err, errlen) != 0) return -1;
     char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT time_ns, request_id, model, endpoint, prompt_tokens, cached_tokens, eval_tokens, ttft_ms,"
-             " prompt_ms, prompt_tps, eval_ms, eval_tps, total_ms, finish, session, error FROM generations"
-             " WHERE time_ns >= ?2 %s ORDER BY time_ns DESC, id DESC LIMIT ?3",
-             given(model) ? "AND model = ?1" : "");
-    ns_db_generation *arr = NULL;
+    snprintf(sql, sizeof sql, sql_fmt, given(filter) ? filter_sql : "");
+    uint8_t *arr = NULL;
     int cnt = 0, cap = 0, rc = SQLITE_NOMEM;
     pthread_mutex_lock(&db->read_mu);
     sqlite3_stmt *st = prepare_read(db, sql, err, errlen);
@@ -798,32 +775,17 @@ int ns_db_generations(ns_db *db, const char *model, int64_t since_ns, int limit,
         pthread_mutex_unlock(&db->read_mu);
         return -1;
     }
-    if (given(model)) sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+    if (given(filter)) sqlite3_bind_text(st, 1, filter, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, since_ns > 0 ? since_ns : INT64_MIN);
     sqlite3_bind_int(st, 3, limit > 0 ? limit : DEFAULT_LIMIT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt, sizeof *arr) != 0) {
+        if (grow((void **)&arr, &cap, cnt, elem) != 0) {
             rc = SQLITE_NOMEM;
             break;
         }
-        ns_db_generation *g = &arr[cnt++];
-        memset(g, 0, sizeof *g);
-        g->time_ns = sqlite3_column_int64(st, 0);
-        col_text(st, 1, g->request_id, sizeof g->request_id);
-        col_text(st, 2, g->model, sizeof g->model);
-        col_text(st, 3, g->endpoint, sizeof g->endpoint);
-        g->prompt_tokens = sqlite3_column_int(st, 4);
-        g->cached_tokens = sqlite3_column_int(st, 5);
-        g->eval_tokens = sqlite3_column_int(st, 6);
-        g->ttft_ms = sqlite3_column_double(st, 7);
-        g->prompt_ms = sqlite3_column_double(st, 8);
-        g->prompt_tps = sqlite3_column_double(st, 9);
-        g->eval_ms = sqlite3_column_double(st, 10);
-        g->eval_tps = sqlite3_column_double(st, 11);
-        g->total_ms = sqlite3_column_double(st, 12);
-        col_text(st, 13, g->finish, sizeof g->finish);
-        col_text(st, 14, g->session, sizeof g->session);
-        col_text(st, 15, g->error, sizeof g->error);
+        void *e = arr + (size_t)cnt++ * elem;
+        memset(e, 0, elem);
+        fill(st, e);
     }
     int res = finish_read(db, st, rc, err, errlen);
     pthread_mutex_unlock(&db->read_mu);
@@ -834,93 +796,72 @@ int ns_db_generations(ns_db *db, const char *model, int64_t since_ns, int limit,
     *out = arr;
     *n = cnt;
     return 0;
+}
+
+static void generation_row(sqlite3_stmt *st, void *elem) {
+    ns_db_generation *g = elem;
+    g->time_ns = sqlite3_column_int64(st, 0);
+    col_text(st, 1, g->request_id, sizeof g->request_id);
+    col_text(st, 2, g->model, sizeof g->model);
+    col_text(st, 3, g->endpoint, sizeof g->endpoint);
+    g->prompt_tokens = sqlite3_column_int(st, 4);
+    g->cached_tokens = sqlite3_column_int(st, 5);
+    g->eval_tokens = sqlite3_column_int(st, 6);
+    g->ttft_ms = sqlite3_column_double(st, 7);
+    g->prompt_ms = sqlite3_column_double(st, 8);
+    g->prompt_tps = sqlite3_column_double(st, 9);
+    g->eval_ms = sqlite3_column_double(st, 10);
+    g->eval_tps = sqlite3_column_double(st, 11);
+    g->total_ms = sqlite3_column_double(st, 12);
+    col_text(st, 13, g->finish, sizeof g->finish);
+    col_text(st, 14, g->session, sizeof g->session);
+    col_text(st, 15, g->error, sizeof g->error);
+}
+
+int ns_db_generations(ns_db *db, const char *model, int64_t since_ns, int limit, ns_db_generation **out, int *n,
+                      char *err, size_t errlen) {
+    return read_rows(db,
+                     "SELECT time_ns, request_id, model, endpoint, prompt_tokens, cached_tokens, eval_tokens, ttft_ms,"
+                     " prompt_ms, prompt_tps, eval_ms, eval_tps, total_ms, finish, session, error FROM generations"
+                     " WHERE time_ns >= ?2 %s ORDER BY time_ns DESC, id DESC LIMIT ?3",
+                     "AND model = ?1", model, since_ns, limit, sizeof **out, generation_row, (void **)out, n, err,
+                     errlen);
+}
+
+static void event_row(sqlite3_stmt *st, void *elem) {
+    ns_db_event *e = elem;
+    e->id = (uint64_t)sqlite3_column_int64(st, 0);
+    e->time_ns = sqlite3_column_int64(st, 1);
+    col_text(st, 2, e->kind, sizeof e->kind);
+    col_text(st, 3, e->model, sizeof e->model);
+    col_text(st, 4, e->request_id, sizeof e->request_id);
+    col_text(st, 5, e->detail, sizeof e->detail);
 }
 
 int ns_db_events(ns_db *db, const char *kind, int64_t since_ns, int limit, ns_db_event **out, int *n, char *err,
                  size_t errlen) {
-    if (query_args(db, out, n, err, errlen) != 0) return -1;
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT bus_id, time_ns, kind, model, request_id, detail FROM events"
-             " WHERE time_ns >= ?2 %s ORDER BY time_ns DESC, id DESC LIMIT ?3",
-             given(kind) ? "AND kind = ?1" : "");
-    ns_db_event *arr = NULL;
-    int cnt = 0, cap = 0, rc = SQLITE_NOMEM;
-    pthread_mutex_lock(&db->read_mu);
-    sqlite3_stmt *st = prepare_read(db, sql, err, errlen);
-    if (!st) {
-        pthread_mutex_unlock(&db->read_mu);
-        return -1;
-    }
-    if (given(kind)) sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, since_ns > 0 ? since_ns : INT64_MIN);
-    sqlite3_bind_int(st, 3, limit > 0 ? limit : DEFAULT_LIMIT);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt, sizeof *arr) != 0) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        ns_db_event *e = &arr[cnt++];
-        memset(e, 0, sizeof *e);
-        e->id = (uint64_t)sqlite3_column_int64(st, 0);
-        e->time_ns = sqlite3_column_int64(st, 1);
-        col_text(st, 2, e->kind, sizeof e->kind);
-        col_text(st, 3, e->model, sizeof e->model);
-        col_text(st, 4, e->request_id, sizeof e->request_id);
-        col_text(st, 5, e->detail, sizeof e->detail);
-    }
-    int res = finish_read(db, st, rc, err, errlen);
-    pthread_mutex_unlock(&db->read_mu);
-    if (res != 0) {
-        free(arr);
-        return -1;
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return read_rows(db,
+                     "SELECT bus_id, time_ns, kind, model, request_id, detail FROM events"
+                     " WHERE time_ns >= ?2 %s ORDER BY time_ns DESC, id DESC LIMIT ?3",
+                     "AND kind = ?1", kind, since_ns, limit, sizeof **out, event_row, (void **)out, n, err, errlen);
+}
+
+static void model_record_row(sqlite3_stmt *st, void *elem) {
+    ns_db_model_record *m = elem;
+    m->time_ns = sqlite3_column_int64(st, 0);
+    col_text(st, 1, m->model, sizeof m->model);
+    col_text(st, 2, m->action, sizeof m->action);
+    m->bytes = sqlite3_column_int64(st, 3);
+    m->ms = sqlite3_column_double(st, 4);
+    col_text(st, 5, m->detail, sizeof m->detail);
 }
 
 int ns_db_model_records(ns_db *db, const char *model, int limit, ns_db_model_record **out, int *n, char *err,
                         size_t errlen) {
-    if (query_args(db, out, n, err, errlen) != 0) return -1;
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT time_ns, model, action, bytes, ms, detail FROM model_records %s"
-             " ORDER BY time_ns DESC, id DESC LIMIT ?2",
-             given(model) ? "WHERE model = ?1" : "");
-    ns_db_model_record *arr = NULL;
-    int cnt = 0, cap = 0, rc = SQLITE_NOMEM;
-    pthread_mutex_lock(&db->read_mu);
-    sqlite3_stmt *st = prepare_read(db, sql, err, errlen);
-    if (!st) {
-        pthread_mutex_unlock(&db->read_mu);
-        return -1;
-    }
-    if (given(model)) sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, limit > 0 ? limit : DEFAULT_LIMIT);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt, sizeof *arr) != 0) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        ns_db_model_record *m = &arr[cnt++];
-        memset(m, 0, sizeof *m);
-        m->time_ns = sqlite3_column_int64(st, 0);
-        col_text(st, 1, m->model, sizeof m->model);
-        col_text(st, 2, m->action, sizeof m->action);
-        m->bytes = sqlite3_column_int64(st, 3);
-        m->ms = sqlite3_column_double(st, 4);
-        col_text(st, 5, m->detail, sizeof m->detail);
-    }
-    int res = finish_read(db, st, rc, err, errlen);
-    pthread_mutex_unlock(&db->read_mu);
-    if (res != 0) {
-        free(arr);
-        return -1;
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return read_rows(db,
+                     "SELECT time_ns, model, action, bytes, ms, detail FROM model_records"
+                     " WHERE time_ns >= ?2 %s ORDER BY time_ns DESC, id DESC LIMIT ?3",
+                     "AND model = ?1", model, 0, limit, sizeof **out, model_record_row, (void **)out, n, err, errlen);
 }
 
 /* ---- resource history ----

@@ -1,0 +1,19 @@
+/* Where nstack keeps its files, and making the directories for them. */
+#ifndef NS_UTIL_PATHS_H
+#define NS_UTIL_PATHS_H
+
+#include <stddef.h>
+
+/* The path of one of our data files or directories: $env when set, else
+ * $XDG_DATA_HOME/nstack/<leaf> (an absolute XDG_DATA_HOME only, as the XDG
+ * spec says), else ~/.local/share/nstack/<leaf>. 0, or -1 with err naming
+ * `what` ("no snapshot directory: set NSTACK_SNAPSHOTS or HOME"). */
+int ns_data_path(const char *env, const char *leaf, const char *what, char *out, size_t outlen, char *err,
+                 size_t errlen);
+
+/* mkdir -p: creates dir and its missing parents (mode 0755), and checks
+ * that dir is a directory. 0, or -1 with err ("cannot create /x/y:
+ * Permission denied", "/x is not a directory"). */
+int ns_mkdir_p(const char *dir, char *err, size_t errlen);
+
+#endif
