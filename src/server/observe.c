@@ -92,31 +92,52 @@ static int64_t mapped_bytes(void *user) {
     return total;
 }
 
+/* The monitor's and the store's sample structs are kept apart so neither
+ * module depends on the other; these two are the whole mapping. */
+void ns_observe_sample_to_db(const ns_resource_sample *s, ns_db_resource_sample *d) {
+    memset(d, 0, sizeof *d);
+    d->time_ns = s->time_ns;
+    d->cpu_system_pct = s->cpu_system_pct;
+    d->cpu_process_pct = s->cpu_process_pct;
+    d->ram_total = s->ram_total;
+    d->ram_used = s->ram_used;
+    d->ram_available = s->ram_available;
+    d->process_rss = s->process_rss;
+    d->mapped_model = s->mapped_model;
+    d->n_gpus = s->n_gpus < NS_DB_MAX_GPUS ? s->n_gpus : NS_DB_MAX_GPUS;
+    for (int i = 0; i < d->n_gpus; i++) {
+        const ns_gpu_reading *g = &s->gpu[i];
+        d->gpu[i] = (ns_db_gpu){.vram_total = g->vram_total, .vram_used = g->vram_used, .vram_ours = g->vram_ours,
+                                .util_pct = g->util_pct, .temp_c = g->temp_c, .power_w = g->power_w};
+        snprintf(d->gpu[i].name, sizeof d->gpu[i].name, "%s", g->name);
+    }
+}
+
+void ns_observe_sample_from_db(const ns_db_resource_sample *d, ns_resource_sample *s) {
+    memset(s, 0, sizeof *s);
+    s->time_ns = d->time_ns;
+    s->cpu_system_pct = d->cpu_system_pct;
+    s->cpu_process_pct = d->cpu_process_pct;
+    s->ram_total = d->ram_total;
+    s->ram_used = d->ram_used;
+    s->ram_available = d->ram_available;
+    s->process_rss = d->process_rss;
+    s->mapped_model = d->mapped_model;
+    s->n_gpus = d->n_gpus < NS_MON_MAX_GPUS ? d->n_gpus : NS_MON_MAX_GPUS;
+    for (int i = 0; i < s->n_gpus; i++) {
+        const ns_db_gpu *g = &d->gpu[i];
+        s->gpu[i] = (ns_gpu_reading){.vram_total = g->vram_total, .vram_used = g->vram_used,
+                                     .vram_ours = g->vram_ours, .util_pct = g->util_pct, .temp_c = g->temp_c,
+                                     .power_w = g->power_w};
+        snprintf(s->gpu[i].name, sizeof s->gpu[i].name, "%s", g->name);
+    }
+}
+
 static void on_sample(const ns_resource_sample *s, void *user) {
     ns_observe *o = user;
     if (!o->db) return;
     ns_db_resource_sample d;
-    memset(&d, 0, sizeof d);
-    d.time_ns = s->time_ns;
-    d.cpu_system_pct = s->cpu_system_pct;
-    d.cpu_process_pct = s->cpu_process_pct;
-    d.ram_total = s->ram_total;
-    d.ram_used = s->ram_used;
-    d.ram_available = s->ram_available;
-    d.process_rss = s->process_rss;
-    d.mapped_model = s->mapped_model;
-    d.n_gpus = s->n_gpus < NS_DB_MAX_GPUS ? s->n_gpus : NS_DB_MAX_GPUS;
-    for (int i = 0; i < d.n_gpus; i++) {
-        const ns_gpu_reading *g = &s->gpu[i];
-        ns_db_gpu *x = &d.gpu[i];
-        snprintf(x->name, sizeof x->name, "%s", g->name);
-        x->vram_total = g->vram_total;
-        x->vram_used = g->vram_used;
-        x->vram_ours = g->vram_ours;
-        x->util_pct = g->util_pct;
-        x->temp_c = g->temp_c;
-        x->power_w = g->power_w;
-    }
+    ns_observe_sample_to_db(s, &d);
     ns_db_add_resource(o->db, &d);
 }
 

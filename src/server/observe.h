@@ -62,6 +62,10 @@ ns_observe *ns_observe_start(const ns_observe_config *cfg, ns_events *bus, ns_ru
 void ns_observe_stop_sampler(ns_observe *o); /* NULL ok */
 void ns_observe_stop(ns_observe *o);         /* NULL ok; flushes the store */
 
+/* Between the monitor's samples and the store's rows. */
+void ns_observe_sample_to_db(const ns_resource_sample *s, ns_db_resource_sample *d);
+void ns_observe_sample_from_db(const ns_db_resource_sample *d, ns_resource_sample *s);
+
 /* The HTTP layer's on_done hook (app is the server). */
 void ns_observe_http_done(ns_observe *o, const ns_http_done *d);
 

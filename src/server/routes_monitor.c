@@ -50,7 +50,7 @@ static cJSON *sample_json(const ns_resource_sample *s) {
     cJSON *cpu = cJSON_AddObjectToObject(o, "cpu");
     add_known(cpu, "system_pct", s->cpu_system_pct);
     add_known(cpu, "process_pct", s->cpu_process_pct);
-    cJSON_AddNumberToObject(cpu, "cores", s->n_cpus);
+    if (s->n_cpus > 0) cJSON_AddNumberToObject(cpu, "cores", s->n_cpus);
     cJSON *ram = cJSON_AddObjectToObject(o, "ram");
     add_known_i64(ram, "total", s->ram_total);
     add_known_i64(ram, "used", s->ram_used);
@@ -66,25 +66,13 @@ static cJSON *sample_json(const ns_resource_sample *s) {
     return o;
 }
 
-static cJSON *db_sample_json(const ns_db_resource_sample *s) {
-    cJSON *o = cJSON_CreateObject();
-    ns_route_add_time(o, "time", s->time_ns);
-    cJSON_AddNumberToObject(o, "samples", s->samples);
-    cJSON *cpu = cJSON_AddObjectToObject(o, "cpu");
-    add_known(cpu, "system_pct", s->cpu_system_pct);
-    add_known(cpu, "process_pct", s->cpu_process_pct);
-    cJSON *ram = cJSON_AddObjectToObject(o, "ram");
-    add_known_i64(ram, "total", s->ram_total);
-    add_known_i64(ram, "used", s->ram_used);
-    add_known_i64(ram, "available", s->ram_available);
-    add_known_i64(ram, "process_rss", s->process_rss);
-    add_known_i64(ram, "mapped_models", s->mapped_model);
-    cJSON *gpus = cJSON_AddArrayToObject(o, "gpus");
-    for (int i = 0; i < s->n_gpus && i < NS_DB_MAX_GPUS; i++) {
-        const ns_db_gpu *g = &s->gpu[i];
-        cJSON_AddItemToArray(gpus, gpu_json(i, g->name, g->vram_total, g->vram_used, g->vram_ours, g->util_pct,
-                                            g->temp_c, g->power_w));
-    }
+/* A stored point in the shape of a live sample, plus how many samples it
+ * averages. */
+static cJSON *db_sample_json(const ns_db_resource_sample *d) {
+    ns_resource_sample s;
+    ns_observe_sample_from_db(d, &s);
+    cJSON *o = sample_json(&s);
+    cJSON_AddNumberToObject(o, "samples", d->samples);
     return o;
 }
 
