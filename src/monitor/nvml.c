@@ -170,9 +170,26 @@ int ns_nvml_count(ns_nvml *n) {
     return n ? n->n : 0;
 }
 
-/* Bytes the GPU's compute process list gives this process; -1 unknown. */
-static int64_t our_vram(ns_nvml *n, nv_device d) {
-    if (!n->procs) return -1;
+/* Adds entry i of the NVML process list to out->procs; a pid listed before
+ * (one entry per MIG instance) adds its bytes to that pid's entry. */
+static void add_process(ns_gpu_reading *out, const nv_process *list, unsigned int i) {
+    int64_t bytes = list[i].usedGpuMemory == NV_VALUE_NOT_AVAILABLE ? -1 : (int64_t)list[i].usedGpuMemory;
+    for (unsigned int j = 0; j < i; j++) {
+        if (list[j].pid != list[i].pid) continue;
+        for (int k = 0; k < out->n_procs; k++)
+            if (out->procs[k].pid == (int32_t)list[i].pid)
+                out->procs[k].vram = out->procs[k].vram < 0 || bytes < 0 ? -1 : out->procs[k].vram + bytes;
+        return;
+    }
+    out->n_procs_total++;
+    if (out->n_procs < NS_MON_MAX_GPU_PROCS) out->procs[out->n_procs++] = (ns_gpu_process){(int32_t)list[i].pid, bytes};
+}
+
+/* The GPU's compute processes into out->procs, and the bytes this process
+ * uses into out->vram_ours (-1 unknown). */
+static void read_processes(ns_nvml *n, nv_device d, ns_gpu_reading *out) {
+    out->vram_ours = -1;
+    if (!n->procs) return;
     nv_process stack[PROCS_ON_STACK];
     nv_process *list = stack;
     unsigned int count = PROCS_ON_STACK;
@@ -182,26 +199,25 @@ static int64_t our_vram(ns_nvml *n, nv_device d) {
          * for a few that start in between. */
         unsigned int want = count + 16;
         list = malloc(want * sizeof *list);
-        if (!list) return -1;
+        if (!list) return;
         count = want;
         rc = n->procs(d, &count, list);
     }
-    int64_t ours = -1;
     if (rc == NV_SUCCESS) {
         unsigned int me = (unsigned int)getpid();
-        ours = 0;
+        /* one entry per MIG instance a process uses: they add up */
+        for (unsigned int i = 0; i < count; i++) add_process(out, list, i);
+        out->vram_ours = 0;
         for (unsigned int i = 0; i < count; i++) {
             if (list[i].pid != me) continue;
             if (list[i].usedGpuMemory == NV_VALUE_NOT_AVAILABLE) {
-                ours = -1;
+                out->vram_ours = -1;
                 break;
             }
-            /* One entry per MIG instance the process uses: they add up. */
-            ours += (int64_t)list[i].usedGpuMemory;
+            out->vram_ours += (int64_t)list[i].usedGpuMemory;
         }
     }
     if (list != stack) free(list);
-    return ours;
 }
 
 int ns_nvml_read(ns_nvml *n, int index, ns_gpu_reading *out) {
@@ -224,7 +240,7 @@ int ns_nvml_read(ns_nvml *n, int index, ns_gpu_reading *out) {
     if (n->temp && n->temp(d, NV_TEMPERATURE_GPU, &t) == NV_SUCCESS) out->temp_c = t;
     unsigned int mw;
     if (n->power && n->power(d, &mw) == NV_SUCCESS) out->power_w = mw / 1000.0;
-    out->vram_ours = our_vram(n, d);
+    read_processes(n, d, out);
     pthread_mutex_unlock(&n->lock);
     return 0;
 }

@@ -9,10 +9,22 @@
 
 #define NS_MON_MAX_GPUS 8
 
+#define NS_MON_MAX_GPU_PROCS 16
+
+typedef struct {
+    int32_t pid;
+    int64_t vram; /* bytes, -1 unknown */
+} ns_gpu_process;
+
 typedef struct {
     char name[96];
     int64_t vram_total, vram_used, vram_ours; /* bytes, -1 unknown */
     double util_pct, temp_c, power_w;         /* -1 unknown */
+    /* Compute processes on the GPU (one entry per pid, MIG instances added
+     * up), the first NS_MON_MAX_GPU_PROCS as NVML lists them; n_procs_total
+     * counts them all. */
+    int n_procs, n_procs_total;
+    ns_gpu_process procs[NS_MON_MAX_GPU_PROCS];
 } ns_gpu_reading;
 
 typedef struct {

@@ -30,21 +30,44 @@ static void add_known_i64(cJSON *o, const char *key, int64_t v) {
     else ns_route_add_i64(o, key, v);
 }
 
-static cJSON *gpu_json(int index, const char *name, int64_t total, int64_t used, int64_t ours, double util,
-                       double temp, double power) {
-    cJSON *g = cJSON_CreateObject();
-    cJSON_AddNumberToObject(g, "index", index);
-    cJSON_AddStringToObject(g, "name", name);
-    add_known_i64(g, "vram_total", total);
-    add_known_i64(g, "vram_used", used);
-    add_known_i64(g, "vram_ours", ours);
-    add_known(g, "util_pct", util);
-    add_known(g, "temp_c", temp);
-    add_known(g, "power_w", power);
-    return g;
+/* A process's command name from /proc, "" when it is gone or hidden. */
+static void process_name(int32_t pid, char *out, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (fgets(out, (int)size, f)) out[strcspn(out, "\n")] = '\0';
+    fclose(f);
 }
 
-static cJSON *sample_json(const ns_resource_sample *s) {
+static cJSON *gpu_json(int index, const ns_gpu_reading *g, bool with_processes) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", index);
+    cJSON_AddStringToObject(o, "name", g->name);
+    add_known_i64(o, "vram_total", g->vram_total);
+    add_known_i64(o, "vram_used", g->vram_used);
+    add_known_i64(o, "vram_ours", g->vram_ours);
+    add_known(o, "util_pct", g->util_pct);
+    add_known(o, "temp_c", g->temp_c);
+    add_known(o, "power_w", g->power_w);
+    if (!with_processes) return o;
+    cJSON *procs = cJSON_AddArrayToObject(o, "processes");
+    for (int i = 0; i < g->n_procs && i < NS_MON_MAX_GPU_PROCS; i++) {
+        cJSON *p = cJSON_CreateObject();
+        char name[64];
+        process_name(g->procs[i].pid, name, sizeof name);
+        cJSON_AddNumberToObject(p, "pid", g->procs[i].pid);
+        cJSON_AddStringToObject(p, "name", name);
+        add_known_i64(p, "vram", g->procs[i].vram);
+        cJSON_AddItemToArray(procs, p);
+    }
+    cJSON_AddNumberToObject(o, "processes_total", g->n_procs_total);
+    return o;
+}
+
+/* with_processes: the GPUs' process lists, which only the live view has. */
+static cJSON *sample_json(const ns_resource_sample *s, bool with_processes) {
     cJSON *o = cJSON_CreateObject();
     ns_route_add_time(o, "time", s->time_ns);
     cJSON *cpu = cJSON_AddObjectToObject(o, "cpu");
@@ -58,11 +81,8 @@ static cJSON *sample_json(const ns_resource_sample *s) {
     add_known_i64(ram, "process_rss", s->process_rss);
     add_known_i64(ram, "mapped_models", s->mapped_model);
     cJSON *gpus = cJSON_AddArrayToObject(o, "gpus");
-    for (int i = 0; i < s->n_gpus && i < NS_MON_MAX_GPUS; i++) {
-        const ns_gpu_reading *g = &s->gpu[i];
-        cJSON_AddItemToArray(gpus, gpu_json(i, g->name, g->vram_total, g->vram_used, g->vram_ours, g->util_pct,
-                                            g->temp_c, g->power_w));
-    }
+    for (int i = 0; i < s->n_gpus && i < NS_MON_MAX_GPUS; i++)
+        cJSON_AddItemToArray(gpus, gpu_json(i, &s->gpu[i], with_processes));
     return o;
 }
 
@@ -71,7 +91,7 @@ static cJSON *sample_json(const ns_resource_sample *s) {
 static cJSON *db_sample_json(const ns_db_resource_sample *d) {
     ns_resource_sample s;
     ns_observe_sample_from_db(d, &s);
-    cJSON *o = sample_json(&s);
+    cJSON *o = sample_json(&s, false);
     cJSON_AddNumberToObject(o, "samples", d->samples);
     return o;
 }
@@ -121,7 +141,7 @@ static void route_resources(ns_server *s, ns_http_req *r) {
         ns_http_respond_error(r, 500, "cannot read the machine's resources");
         return;
     }
-    cJSON *o = sample_json(&now);
+    cJSON *o = sample_json(&now, true);
     cJSON_AddNumberToObject(o, "interval_ms", s->observe->sampler ? (double)s->observe->interval_ns / 1e6 : 0);
     ns_loaded_info *info = NULL;
     int n = 0;
@@ -188,7 +208,7 @@ static void route_history(ns_server *s, ns_http_req *r) {
         ns_resource_sample *ring = malloc(sizeof *ring * NS_SAMPLER_DEFAULT_RING);
         int n = ring ? ns_sampler_recent(s->observe->sampler, ring, NS_SAMPLER_DEFAULT_RING) : 0;
         for (int i = 0; i < n; i++)
-            if (ring[i].time_ns >= since) cJSON_AddItemToArray(points, sample_json(&ring[i]));
+            if (ring[i].time_ns >= since) cJSON_AddItemToArray(points, sample_json(&ring[i], false));
         free(ring);
         cJSON_AddStringToObject(o, "source", "memory");
     }

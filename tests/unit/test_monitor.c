@@ -467,6 +467,12 @@ static void test_nvml_fake(void **state) {
     assert_int_equal(g.vram_total, 16LL << 30);
     assert_int_equal(g.vram_used, 4LL << 30);
     assert_int_equal(g.vram_ours, 512LL << 20);
+    assert_int_equal(g.n_procs, 2);
+    assert_int_equal(g.n_procs_total, 2);
+    assert_int_equal(g.procs[0].pid, 1);
+    assert_int_equal(g.procs[0].vram, 1LL << 30);
+    assert_int_equal(g.procs[1].pid, getpid());
+    assert_int_equal(g.procs[1].vram, 512LL << 20);
     assert_float_equal(g.util_pct, 37, 0);
     assert_float_equal(g.temp_c, 61, 0);
     assert_float_equal(g.power_w, 123.456, 1e-9);
@@ -477,6 +483,11 @@ static void test_nvml_fake(void **state) {
     assert_int_equal(g.vram_used, 7LL << 30);
     /* 72 processes: more than the first buffer; ours twice (MIG). */
     assert_int_equal(g.vram_ours, 128LL << 20);
+    /* 71 processes (ours once, its two MIG entries added up); the first 16 listed */
+    assert_int_equal(g.n_procs_total, 71);
+    assert_int_equal(g.n_procs, NS_MON_MAX_GPU_PROCS);
+    assert_int_equal(g.procs[0].pid, 100000);
+    assert_int_equal(g.procs[0].vram, 1LL << 20);
     assert_float_equal(g.util_pct, 90, 0);
     assert_float_equal(g.temp_c, -1, 0); /* not supported: unknown */
     assert_float_equal(g.power_w, 250, 1e-9);
