@@ -66,9 +66,30 @@ cJSON *ns_tr_openai_to_ollama(const cJSON *resp, ns_front_api api, const char *f
  * stream with an error line). */
 typedef struct ns_tr_stream ns_tr_stream;
 ns_tr_stream *ns_tr_stream_new(ns_front_api api, const char *front_model);
+/* Added: the wall time (ns) the request started, so that the done line
+ * written at "data: [DONE]" can carry total_duration (now_ns - start_ns);
+ * without it that line has no total_duration. Call before the first feed.
+ *
+ * Details of the stream translator:
+ * - An upstream that answers with one JSON body instead of SSE (first
+ *   non-space byte '{') is read whole: an error object becomes the
+ *   {"error":"..."} line, a complete (non-streamed) completion becomes a
+ *   single done line carrying all the text.
+ * - SSE error chunks (data: {"error":...} or {"object":"error",...}) also
+ *   become the error line and end the stream.
+ * - After -1 from feed, later feeds return -1 with the same err and finish
+ *   writes nothing: the caller writes the error line.
+ * - Only choices[0] is read (Ollama has no n). */
+void ns_tr_stream_set_start(ns_tr_stream *s, int64_t start_ns);
 int ns_tr_stream_feed(ns_tr_stream *s, const char *data, size_t len, int64_t now_ns, char **out, size_t *out_len,
                       size_t *out_cap, char *err, size_t errlen);
-/* The upstream ended: appends the done line if [DONE] never came. */
+/* The upstream ended: appends the done line if [DONE] never came. Call it
+ * when the upstream closed its body normally (on a transport error, end the
+ * stream with your own error line instead). A last line without its line
+ * end still counts. It writes an error line instead of the done line when
+ * the tail was malformed, when a JSON body was cut short, or when no SSE
+ * event came at all. Returns 0, or -1 when out of memory. Nothing is
+ * written when the stream is already done or feed failed. */
 int ns_tr_stream_finish(ns_tr_stream *s, int64_t now_ns, int64_t total_ns, char **out, size_t *out_len,
                         size_t *out_cap);
 bool ns_tr_stream_done(const ns_tr_stream *s); /* the done (or error) line was written */
