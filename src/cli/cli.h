@@ -15,6 +15,7 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* cmd_serve.c */
+int cmd_route(int argc, char **argv); /* cmd_route.c */
 /* Clients of a running server (cmd_client.c): */
 int cmd_ps(int argc, char **argv);
 int cmd_list(int argc, char **argv);
@@ -39,6 +40,10 @@ const char *cli_value(int argc, char **argv, int *i);
 
 /* Monotonic seconds. */
 double cli_now(void);
+
+/* The whole of a file ("-": standard input), NUL-terminated, malloc'd;
+ * *len (may be NULL) gets its length. NULL with errno set on failure. */
+char *cli_read_all(const char *path, size_t *len);
 
 /* A chat message from in: one line, or the lines between two """ lines
  * (text after the opening quotes and before the closing ones counts).

@@ -310,25 +310,10 @@ oom_end:
 }
 
 static char *read_stdin(void) {
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) return NULL;
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
-        len += got;
-        if (cap - len < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    buf[len] = 0;
+    size_t len;
+    char *buf = cli_read_all("-", &len);
     /* a prompt piped with echo ends in a newline the user did not mean */
-    if (len > 0 && buf[len - 1] == '\n') buf[--len] = 0;
+    if (buf && len > 0 && buf[len - 1] == '\n') buf[len - 1] = 0;
     return buf;
 }
 

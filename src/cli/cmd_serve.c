@@ -4,6 +4,7 @@
  * mask and only the main thread takes them, with sigwait: the first SIGINT or
  * SIGTERM starts a graceful stop on a helper thread (which signals SIGUSR1
  * back when done); a second one exits at once. */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "router/router.h"
 #include "server/server.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -42,7 +44,9 @@ static void serve_usage(FILE *f) {
             "  --sample-interval DUR  resource sampling period, 1ms or more, or off (default 100ms)\n"
             "  --alert-ram PCT     alert when RAM use reaches PCT percent, 0: off (default 90)\n"
             "  --alert-vram PCT    alert when a GPU's memory use reaches PCT percent, 0: off (default 90)\n"
-            "  --alert-temp C      alert when a GPU reaches C degrees Celsius, 0: off (default 85)\n");
+            "  --alert-temp C      alert when a GPU reaches C degrees Celsius, 0: off (default 85)\n"
+            "  --config FILE       a TOML file; its [router] table runs the router beside the server\n"
+            "                      (docs/router.md)\n");
 }
 
 static bool parse_duration_arg(const char *flag, const char *v, int64_t *out) {
@@ -56,18 +60,37 @@ static bool parse_duration_arg(const char *flag, const char *v, int64_t *out) {
 
 typedef struct {
     ns_server *server;
+    ns_router *router;
     pthread_t main_thread;
 } stopper;
 
 static void *stop_server(void *arg) {
     stopper *st = arg;
+    ns_router_stop(st->router); /* first: it may be sending requests to this server */
     ns_server_stop(st->server, GRACE_NS);
     pthread_kill(st->main_thread, SIGUSR1);
     return NULL;
 }
 
+/* serve's config file: today only its [router] table means anything; a
+ * file without one is accepted (the router stays off). */
+static int load_config(const char *path, ns_router_config *rc, bool *found) {
+    char err[1024];
+    size_t len;
+    char *text = cli_read_all(path, &len);
+    if (!text) {
+        fprintf(stderr, "nstack serve: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc_ = ns_router_config_parse(text, len, path, rc, found, err, sizeof err);
+    free(text);
+    if (rc_ != 0) fprintf(stderr, "nstack serve: %s\n", err);
+    return rc_;
+}
+
 int cmd_serve(int argc, char **argv) {
     ns_server_config cfg = {0};
+    const char *config_file = NULL;
     cfg.create_demo = true;
     cfg.observe.alerts = (ns_alerts_config){.ram_pct = NS_ALERT_RAM_PCT, .vram_pct = NS_ALERT_VRAM_PCT,
                                             .temp_c = NS_ALERT_TEMP_C};
@@ -120,6 +143,8 @@ int cmd_serve(int argc, char **argv) {
             cfg.runtime.defaults.use_mmap = -1;
         } else if (strcmp(a, "--no-demo") == 0) {
             cfg.create_demo = false;
+        } else if (strcmp(a, "--config") == 0) {
+            if (!(config_file = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--db") == 0) {
             if (!(cfg.observe.db_path = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--sample-interval") == 0) {
@@ -153,6 +178,10 @@ int cmd_serve(int argc, char **argv) {
         }
     }
 
+    static ns_router_config router_cfg; /* large: not on the stack */
+    bool with_router = false;
+    if (config_file && load_config(config_file, &router_cfg, &with_router) != 0) return NS_EXIT_FAIL;
+
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -167,6 +196,12 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "nstack serve: %s\n", err);
         return NS_EXIT_FAIL;
     }
+    ns_router *router = NULL;
+    if (with_router && !(router = ns_router_start(&router_cfg, err, sizeof err))) {
+        fprintf(stderr, "nstack serve: the router: %s\n", err);
+        ns_server_stop(s, GRACE_NS);
+        return NS_EXIT_FAIL;
+    }
 
     int sig = 0;
     do sigwait(&set, &sig);
@@ -174,9 +209,10 @@ int cmd_serve(int argc, char **argv) {
     ns_log_info("server", "shutting down", "signal=%s grace_s=%d", sig == SIGINT ? "SIGINT" : "SIGTERM",
                 (int)(GRACE_NS / 1000000000));
 
-    stopper st = {s, pthread_self()};
+    stopper st = {s, router, pthread_self()};
     pthread_t th;
     if (pthread_create(&th, NULL, stop_server, &st) != 0) {
+        ns_router_stop(router);
         ns_server_stop(s, GRACE_NS);
         return NS_EXIT_OK;
     }

@@ -10,6 +10,7 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  serve                     start the server (Ollama and OpenAI APIs) on 127.0.0.1:11434\n"
+            "  route --config FILE       route requests between a small and a big node (docs/router.md)\n"
             "  run MODEL [PROMPT]        generate text (prompt from stdin when omitted; --host: on a server)\n"
             "  tokenize MODEL TEXT       print token ids as a JSON array\n"
             "  logits MODEL --tokens L   print the top logits after each token, one JSON line each\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "quantize") == 0) return cmd_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "route") == 0) return cmd_route(argc - 1, argv + 1);
     if (strcmp(cmd, "ps") == 0) return cmd_ps(argc - 1, argv + 1);
     if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0) return cmd_list(argc - 1, argv + 1);
     if (strcmp(cmd, "show") == 0) return cmd_show(argc - 1, argv + 1);

@@ -42,6 +42,32 @@ const char *cli_value(int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+char *cli_read_all(const char *path, size_t *len) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n < 2) {
+            char *g = realloc(buf, cap * 2);
+            if (!g) free(buf);
+            buf = g;
+            cap *= 2;
+        }
+    }
+    int e = buf ? (ferror(f) ? EIO : 0) : ENOMEM;
+    if (f != stdin) fclose(f);
+    if (e) {
+        free(buf);
+        errno = e;
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
