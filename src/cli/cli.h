@@ -24,6 +24,7 @@ int cmd_load(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_mode(int argc, char **argv); /* GET/PUT /mode: NORMAL or GAMING */
 
 /* Exit codes: 0 ok, 1 runtime failure (bad file, ...), 2 usage error. */
 enum { NS_EXIT_OK = 0, NS_EXIT_FAIL = 1, NS_EXIT_USAGE = 2 };

@@ -1,11 +1,14 @@
 /* The commands that manage a running server, shaped like Ollama's:
- * ps, list, show, load, stop, pull, rm. Each talks to the server's HTTP API
- * (client.h) and prints what `ollama` prints for the same command. */
+ * ps, list, show, load, stop, pull, rm; and ours: mode. Each talks to the
+ * server's HTTP API (client.h) and prints what `ollama` prints for the same
+ * command. */
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -694,4 +697,80 @@ int cmd_rm(int argc, char **argv) {
     }
     client_close(c);
     return rc;
+}
+
+/* ---- mode ---- */
+
+static void mode_usage(FILE *f) {
+    fprintf(f,
+            "usage: nstack mode [normal|gaming] [--json]\n"
+            "The server's mode, or sets it. GAMING tells the router to keep inference off that machine.\n"
+            "  --json            the server's answer as JSON\n"
+            "%s",
+            HOST_HELP);
+}
+
+int cmd_mode(int argc, char **argv) {
+    const char *host = NULL, *want = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int h = host_option(argc, argv, &i, &host);
+        if (h < 0) return NS_EXIT_USAGE;
+        if (h > 0) continue;
+        if (is_help(a)) {
+            mode_usage(stdout);
+            return NS_EXIT_OK;
+        }
+        if (strcmp(a, "--json") == 0) json = true;
+        else if (a[0] == '-' && a[1]) return usage_error("mode", mode_usage, "unknown option '%s'", a);
+        else if (!want) want = a;
+        else return usage_error("mode", mode_usage, "unexpected argument '%s' (one mode: normal or gaming)", a);
+    }
+    /* checked here too, so a typo never reaches (or needs) the server */
+    if (want && strcasecmp(want, "normal") != 0 && strcasecmp(want, "gaming") != 0)
+        return usage_error("mode", mode_usage, "unknown mode '%s' (normal or gaming)", want);
+    client *c;
+    int open_rc = open_client(host, &c);
+    if (open_rc != NS_EXIT_OK) return open_rc;
+    char err[1024];
+    cJSON *body = NULL, *answer = NULL;
+    if (want) {
+        char upper[16];
+        size_t n = 0;
+        for (; want[n] && n < sizeof upper - 1; n++) upper[n] = (char)toupper((unsigned char)want[n]);
+        upper[n] = '\0';
+        body = cJSON_CreateObject();
+        if (!body || !cJSON_AddStringToObject(body, "mode", upper)) {
+            cJSON_Delete(body);
+            client_close(c);
+            fprintf(stderr, "nstack mode: out of memory\n");
+            return NS_EXIT_FAIL;
+        }
+    }
+    int rc = client_call(c, want ? "PUT" : "GET", "/mode", body, &answer, err, sizeof err);
+    cJSON_Delete(body);
+    const char *mode = str_field(answer, "mode"), *since = str_field(answer, "since");
+    if (rc == 0 && !mode) {
+        snprintf(err, sizeof err, "the server at %s answered /mode without a \"mode\"", client_url(c));
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "nstack mode: %s\n", err);
+        cJSON_Delete(answer);
+        client_close(c);
+        return NS_EXIT_FAIL;
+    }
+    if (json) {
+        char *text = cJSON_PrintUnformatted(answer);
+        if (text) puts(text);
+        free(text);
+    } else {
+        printf("%s (since %s)\n", mode, since ? since : "unknown");
+        const char *note = str_field(answer, "note");
+        if (note) fprintf(stderr, "nstack mode: note: %s\n", note);
+    }
+    cJSON_Delete(answer);
+    client_close(c);
+    return NS_EXIT_OK;
 }

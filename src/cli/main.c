@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  ps | list | show MODEL    loaded models, stored models, one model's details (of a server)\n"
             "  load MODEL | stop MODEL   load a model on a server, unload it\n"
             "  pull URL [NAME] | rm NAME download a GGUF into the store, remove one\n"
+            "  mode [normal|gaming]      a server's mode (GAMING keeps the router's work off it), or set it\n"
             "  version                   print the version\n"
             "\n"
             "`nstack COMMAND --help` describes a command's options.\n");
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "stop") == 0) return cmd_stop(argc - 1, argv + 1);
     if (strcmp(cmd, "pull") == 0) return cmd_pull(argc - 1, argv + 1);
     if (strcmp(cmd, "rm") == 0) return cmd_rm(argc - 1, argv + 1);
+    if (strcmp(cmd, "mode") == 0) return cmd_mode(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("nstack %s\n", NSTACK_VERSION);
         return NS_EXIT_OK;

@@ -40,6 +40,9 @@ void ns_route_monitor(ns_server *s, ns_http_req *r);
 /* routes_events.c: GET /api/events (Server-Sent Events, docs/observability.md) */
 void ns_route_api_events(ns_server *s, ns_http_req *r);
 
+/* routes_mode.c: GET /mode, PUT (or POST) /mode {"mode": "GAMING"} (docs/api.md) */
+void ns_route_mode(ns_server *s, ns_http_req *r);
+
 /* Helpers shared by the route modules (server.c). */
 
 /* Parses the body as a JSON object. NULL after answering 400 ("invalid JSON

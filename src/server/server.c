@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "demo_model.h"
+#include "mode.h"
 #include "routes.h"
 #include "server.h"
 #include "sessions.h"
@@ -167,6 +168,9 @@ static const route routes[] = {
     {"GET", "/api/alerts", ns_route_monitor},
     {"GET", "/api/events/history", ns_route_monitor},
     {"POST", "/api/alerts", ns_route_monitor},
+    {"GET", "/mode", ns_route_mode},
+    {"PUT", "/mode", ns_route_mode},
+    {"POST", "/mode", ns_route_mode}, /* for clients that cannot PUT */
 };
 
 static bool path_matches(const char *pattern, const char *path) {
@@ -336,6 +340,7 @@ static void free_parts(ns_server *s) {
     ns_observe_stop(s->observe); /* after the runtime's last events */
     if (s->store) ns_store_close(s->store);
     ns_sessions_free(s->sessions);
+    ns_mode_free(s->mode);
     if (s->events) ns_events_free(s->events);
     free(s);
 }
@@ -378,6 +383,11 @@ ns_server *ns_server_start(const ns_server_config *cfg, char *err, size_t errlen
         goto fail;
     }
     if (!(s->sessions = ns_sessions_new(s->events, 0))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    /* before the listener, so the first GET /mode already answers what the state file says */
+    if (!(s->mode = ns_mode_open(NULL, s->events))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

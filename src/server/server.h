@@ -34,6 +34,7 @@ typedef struct ns_server {
     ns_runtime *rt;
     ns_http_server *http;
     struct ns_sessions *sessions; /* sessions.h */
+    struct ns_mode *mode;         /* mode.h: NORMAL or GAMING, for the router */
     ns_observe *observe;
     int64_t started_at;      /* wall ns */
     atomic_bool stopping;

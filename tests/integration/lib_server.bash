@@ -9,9 +9,10 @@
 #   finish
 #
 # The server gets its own empty model store ($TMP/models, or $SERVER_MODELS),
-# metrics database ($TMP/nstack.db, or $SERVER_DB) and an empty Ollama store
-# ($SERVER_OLLAMA_MODELS), so a developer's models and history
-# never leak into a test; the demo model is created there unless --no-demo.
+# metrics database ($TMP/nstack.db, or $SERVER_DB), mode file ($TMP/mode.json,
+# or $SERVER_MODE_FILE) and an empty Ollama store ($SERVER_OLLAMA_MODELS), so
+# a developer's models, history and mode never leak into a test; the demo
+# model is created there unless --no-demo.
 # Call start_server and stop_server in the test's own shell (not in $(...)):
 # they keep the server's pid. A server still running when the test exits is
 # killed. Tests need curl and jq (skip, exit 77, without them).
@@ -56,6 +57,7 @@ start_server() {
     local models="${SERVER_MODELS:-$TMP/models}" ollama="${SERVER_OLLAMA_MODELS:-$TMP/ollama-models}"
     mkdir -p "$models" "$ollama"
     env -u NSTACK_HOST NSTACK_MODELS="$models" OLLAMA_MODELS="$ollama" NSTACK_DB="${SERVER_DB:-$TMP/nstack.db}" \
+        NSTACK_MODE_FILE="${SERVER_MODE_FILE:-$TMP/mode.json}" \
         "$NSTACK" serve --host 127.0.0.1:0 --models "$models" "$@" 2>"$SERVER_LOG" &
     SERVER_PID=$!
     local i line=""
