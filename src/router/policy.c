@@ -4,8 +4,8 @@
 
 const char *ns_node_mode_name(ns_node_mode m) {
     switch (m) {
-    case NS_MODE_NORMAL: return "NORMAL";
-    case NS_MODE_GAMING: return "GAMING";
+    case NS_NODE_NORMAL: return "NORMAL";
+    case NS_NODE_GAMING: return "GAMING";
     default: return "UNREACHABLE";
     }
 }
@@ -36,8 +36,8 @@ void ns_route_decide(const ns_router_config *c, const ns_route_input *in, ns_rou
         char why[128];
         snprintf(why, sizeof why, "%s asks for big", force);
         big_or_fail_soft(c, in, d, "force_big", why);
-    } else if (in->mode != NS_MODE_NORMAL) {
-        bool gaming = in->mode == NS_MODE_GAMING;
+    } else if (in->mode != NS_NODE_NORMAL) {
+        bool gaming = in->mode == NS_NODE_GAMING;
         pick(d, c->small, gaming ? "gaming" : "mode_unreachable");
         snprintf(d->reason, sizeof d->reason, "%s: small",
                  gaming ? "the big node is in GAMING mode" : "the big node's mode endpoint is unreachable, taken as GAMING");
@@ -54,7 +54,7 @@ void ns_route_decide(const ns_router_config *c, const ns_route_input *in, ns_rou
     }
     if (d->upstream == c->small && !in->small_healthy) {
         /* never load a gaming machine because the small one is down */
-        if (in->mode == NS_MODE_NORMAL && in->big_healthy) {
+        if (in->mode == NS_NODE_NORMAL && in->big_healthy) {
             pick(d, c->big, "small_unhealthy");
             snprintf(d->reason, sizeof d->reason, "the small node is unhealthy and the big one is in NORMAL mode: big");
         } else {

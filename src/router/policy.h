@@ -20,7 +20,7 @@
 
 #include "router/config.h"
 
-typedef enum { NS_MODE_NORMAL, NS_MODE_GAMING, NS_MODE_UNREACHABLE } ns_node_mode;
+typedef enum { NS_NODE_NORMAL, NS_NODE_GAMING, NS_NODE_UNREACHABLE } ns_node_mode;
 
 const char *ns_node_mode_name(ns_node_mode m); /* "NORMAL", "GAMING", "UNREACHABLE" */
 

@@ -104,25 +104,25 @@ static void poll_mode(ns_upstreams *u) {
     long status;
     small_body body;
     char err[256] = "";
-    ns_node_mode mode = NS_MODE_UNREACHABLE;
+    ns_node_mode mode = NS_NODE_UNREACHABLE;
     if (get(u->curl, u->cfg->mode_url, u->cfg->mode_timeout_ns, u->cfg->mode_timeout_ns, &status, &body, err,
             sizeof err) == 0) {
         cJSON *o = cJSON_Parse(body.buf);
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mode");
-        if (status == 200 && cJSON_IsString(m) && strcmp(m->valuestring, "NORMAL") == 0) mode = NS_MODE_NORMAL;
-        else if (status == 200 && cJSON_IsString(m) && strcmp(m->valuestring, "GAMING") == 0) mode = NS_MODE_GAMING;
+        if (status == 200 && cJSON_IsString(m) && strcmp(m->valuestring, "NORMAL") == 0) mode = NS_NODE_NORMAL;
+        else if (status == 200 && cJSON_IsString(m) && strcmp(m->valuestring, "GAMING") == 0) mode = NS_NODE_GAMING;
         else snprintf(err, sizeof err, "GET %.180s answered %ld without a mode of NORMAL or GAMING", u->cfg->mode_url, status);
         cJSON_Delete(o);
     }
     pthread_mutex_lock(&u->mu);
     ns_node_mode was = u->mode;
     u->mode = mode;
-    snprintf(u->mode_error, sizeof u->mode_error, "%s", mode == NS_MODE_UNREACHABLE ? err : "");
+    snprintf(u->mode_error, sizeof u->mode_error, "%s", mode == NS_NODE_UNREACHABLE ? err : "");
     u->next_mode = ns_now_mono() + u->mode_poll_ns;
     pthread_mutex_unlock(&u->mu);
     if (mode != was)
         ns_log_info("router", "big node mode", "mode=%s error=\"%s\"", ns_node_mode_name(mode),
-                    mode == NS_MODE_UNREACHABLE ? err : "");
+                    mode == NS_NODE_UNREACHABLE ? err : "");
 }
 
 static void *run(void *arg) {
@@ -160,7 +160,7 @@ ns_upstreams *ns_upstreams_start(const ns_router_config *c, bool one_shot, char 
         return NULL;
     }
     u->cfg = c;
-    u->mode = NS_MODE_UNREACHABLE;
+    u->mode = NS_NODE_UNREACHABLE;
     /* a zero period would spin the thread: 10 ms is the floor */
     u->health_ns = c->health_interval_ns > 10000000 ? c->health_interval_ns : 10000000;
     u->mode_poll_ns = c->mode_poll_ns > 10000000 ? c->mode_poll_ns : 10000000;

@@ -22,7 +22,7 @@ static ns_router_config cfg(void) {
 }
 
 static ns_route_input normal(long tokens) {
-    ns_route_input in = {.est_tokens = tokens, .mode = NS_MODE_NORMAL, .small_healthy = true, .big_healthy = true};
+    ns_route_input in = {.est_tokens = tokens, .mode = NS_NODE_NORMAL, .small_healthy = true, .big_healthy = true};
     return in;
 }
 
@@ -66,9 +66,9 @@ static void test_gaming_and_unreachable(void **state) {
     (void)state;
     ns_route_input in = normal(100000);
     in.regex_match = true;
-    in.mode = NS_MODE_GAMING;
+    in.mode = NS_NODE_GAMING;
     expect(&in, 0, "gaming");
-    in.mode = NS_MODE_UNREACHABLE;
+    in.mode = NS_NODE_UNREACHABLE;
     expect(&in, 0, "mode_unreachable");
 }
 
@@ -87,9 +87,9 @@ static void test_small_down(void **state) {
     ns_route_input in = normal(1);
     in.small_healthy = false;
     expect(&in, 1, "small_unhealthy"); /* NORMAL: the big node may take it */
-    in.mode = NS_MODE_GAMING;
+    in.mode = NS_NODE_GAMING;
     expect(&in, -1, "no_upstream"); /* never load a gaming machine for a down small one */
-    in.mode = NS_MODE_UNREACHABLE;
+    in.mode = NS_NODE_UNREACHABLE;
     expect(&in, -1, "no_upstream");
     in = normal(1);
     in.small_healthy = in.big_healthy = false;
