@@ -181,6 +181,11 @@ expect_eq "--explain: threshold, big" "threshold big" "$(jq -r '.rule + " " + .u
 "$NSTACK" route --config "$TMP/router.toml" --explain --header 'X-Force-Big: true' --path /api/generate \
     --body "$(gen any hi)" >"$TMP/explain.json" 2>/dev/null
 expect_eq "--explain with the force header" "force_big big" "$(jq -r '.rule + " " + .upstream' "$TMP/explain.json")"
+# the estimate from the small model's tokenizer instead of bytes / 4
+sed "s|^audit_log = .*|&\ntokenizer = \"$SMALL_MODEL\"|" "$TMP/router.toml" >"$TMP/router-tok.toml"
+"$NSTACK" route --config "$TMP/router-tok.toml" --explain --body "$(chat any "$LONG")" >"$TMP/explain.json" 2>/dev/null
+expect_eq "--explain with a tokenizer counts tokens (120 words)" "tokenizer true" \
+    "$(jq -r '.estimator + " " + ((.estimate >= 100 and .estimate <= 260) | tostring)' "$TMP/explain.json")"
 expect_status "router /health" 200 GET /health
 expect_eq "/health lists both nodes healthy" "true true" "$(curl -s "$ROUTER/health" | jq -r '[.upstreams[].healthy] | map(tostring) | join(" ")')"
 
@@ -226,6 +231,24 @@ route "mode endpoint down: long stays small" /v1/chat/completions "$(chat any "$
 expect_eq "the audit line says UNREACHABLE with a reason" "true" \
     "$(jq '.mode == "UNREACHABLE" and (.mode_error | length) > 0' <<<"$LAST_AUDIT")"
 route "mode endpoint down: the force tag goes big" /v1/chat/completions "$(chat any '#force_big hi')" force_big big
+stop_router
+
+# ---- the router inside `nstack serve --config` ----
+NSTACK_DB="$TMP/serve-router.db" NSTACK_MODE_FILE="$TMP/mode-serve.json" "$NSTACK" serve --host 127.0.0.1:0 \
+    --models "$TMP/models-serve" --no-demo --sample-interval off --config "$TMP/router.toml" 2>"$TMP/router.log" &
+ROUTER_PID=$!
+port=""
+for ((i = 0; i < 200; i++)); do
+    port="$(sed -n 's|.*comp=router msg="listening" url=http://[^ ]*:\([0-9][0-9]*\) .*|\1|p' "$TMP/router.log" | head -n1)"
+    [ -n "$port" ] && break
+    sleep 0.05
+done
+ROUTER="http://127.0.0.1:$port"
+if [ -n "$port" ]; then
+    route "serve --config runs the router" /v1/chat/completions "$(chat any hello)" below_threshold small
+else
+    not_ok "serve --config starts the router"; cat "$TMP/router.log"
+fi
 stop_router
 
 # ---- config errors name the file, line and key ----
