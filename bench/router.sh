@@ -84,4 +84,9 @@ for c in "${conns[@]}"; do
         'BEGIN { printf "| %s | %s | %.1f | %.1f | %s | %.1f | %.1f | %.1f | %.1f |\n", c, a, b, d, e, f, g, f - b, g - d }'
 done
 echo
-echo "Audit lines written: $(wc -l <"$tmp/route.jsonl")."
+# The router's own share of each request, from its audit log: from the
+# request's arrival to its answer, minus the time the upstream took as the
+# router saw it (connect, send, wait, receive) — parsing, classifying,
+# writing, and its thread's scheduling.
+jq -r 'select(.upstream_ms != null) | .latency_ms - .upstream_ms' "$tmp/route.jsonl" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR) printf "Router-side time per request from the audit log (%d requests): p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs.\n", NR, v[int(NR * 0.5) + 1] * 1000, v[int(NR * 0.99) + 1] * 1000, v[int(NR * 0.999) + 1] * 1000 }'

@@ -48,6 +48,7 @@ typedef struct {
     char first_rule[32]; /* the policy's rule when a fail-soft retry replaced it */
     char mode_why[256];
     char upstream_error[256];
+    double upstream_ms; /* a whole answer's time at the upstream, as the router saw it; 0 for streams */
 } plan;
 
 static bool front_api_of(const char *path, ns_front_api *api) {
@@ -193,6 +194,8 @@ static void audit(ns_router *r, ns_http_req *req, const plan *p, int status, int
     cJSON_AddNumberToObject(o, "status", status);
     cJSON_AddNumberToObject(o, "latency_ms", (double)(ns_now_mono() - t0) / 1e6);
     if (first_byte) cJSON_AddNumberToObject(o, "first_byte_ms", (double)(first_byte - t0) / 1e6);
+    /* the router's own share of a whole answer: latency_ms - upstream_ms */
+    if (p->upstream_ms > 0) cJSON_AddNumberToObject(o, "upstream_ms", p->upstream_ms);
     cJSON_AddNumberToObject(o, "bytes", (double)bytes);
     if (p->upstream_error[0]) cJSON_AddStringToObject(o, "upstream_error", p->upstream_error);
     if (error && *error) cJSON_AddStringToObject(o, "error", error);
@@ -373,6 +376,7 @@ static outcome attempt(ns_router *r, ns_http_req *req, cJSON *body, plan *p, int
     s->body = text;
     s->t0 = t0;
     ns_xfer *x = &s->x;
+    int64_t sent_at = ns_now_mono();
     ns_xfer_start(x, url, text, strlen(text), headers, n_headers, up->connect_timeout_ns, up->timeout_ns);
     /* the first byte: headers within first_byte_timeout, the client still there */
     int64_t deadline = ns_now_mono() + up->first_byte_timeout_ns;
@@ -410,6 +414,7 @@ static outcome attempt(ns_router *r, ns_http_req *req, cJSON *body, plan *p, int
         }
         ns_xfer_pump(x, PUMP_MS);
     }
+    p->upstream_ms = (double)(ns_now_mono() - sent_at) / 1e6;
     if (x->error[0] || (retryable(x) && up->role == NS_ROLE_BIG)) {
         if (x->error[0]) {
             snprintf(p->upstream_error, sizeof p->upstream_error, "%s", x->error);
