@@ -16,6 +16,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* cmd_serve.c */
 int cmd_route(int argc, char **argv); /* cmd_route.c */
+int cmd_ai(int argc, char **argv);    /* cmd_ai.c */
+int cmd_vram(int argc, char **argv);  /* cmd_ai.c */
 /* Clients of a running server (cmd_client.c): */
 int cmd_ps(int argc, char **argv);
 int cmd_list(int argc, char **argv);

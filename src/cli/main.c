@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ai.h"
 #include "cli.h"
 
 static void usage(FILE *f) {
@@ -11,6 +12,10 @@ static void usage(FILE *f) {
             "commands:\n"
             "  serve                     start the server (Ollama and OpenAI APIs) on 127.0.0.1:11434\n"
             "  route --config FILE       route requests between a small and a big node (docs/router.md)\n"
+            "  ai SUBCOMMAND             AI runtimes on this host: status, detect, models, unload, preload,\n"
+            "                            optimize, profile, watch, benchmark (docs/ai.md)\n"
+            "  vram status | clear       who holds GPU memory; unload idle models everywhere\n"
+            "  doctor                    driver, CUDA, NVML and WSL checks with fix hints\n"
             "  run MODEL [PROMPT]        generate text (prompt from stdin when omitted; --host: on a server)\n"
             "  tokenize MODEL TEXT       print token ids as a JSON array\n"
             "  logits MODEL --tokens L   print the top logits after each token, one JSON line each\n"
@@ -40,6 +45,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "quantize") == 0) return cmd_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "route") == 0) return cmd_route(argc - 1, argv + 1);
+    if (strcmp(cmd, "ai") == 0) return cmd_ai(argc - 1, argv + 1);
+    if (strcmp(cmd, "vram") == 0) return cmd_vram(argc - 1, argv + 1);
+    if (strcmp(cmd, "doctor") == 0) return cmd_doctor(argc - 1, argv + 1);
     if (strcmp(cmd, "ps") == 0) return cmd_ps(argc - 1, argv + 1);
     if (strcmp(cmd, "list") == 0 || strcmp(cmd, "ls") == 0) return cmd_list(argc - 1, argv + 1);
     if (strcmp(cmd, "show") == 0) return cmd_show(argc - 1, argv + 1);

@@ -1,0 +1,17 @@
+/* Not written yet (issue #9). */
+#include <stdio.h>
+
+#include "ai.h"
+#include "cli.h"
+
+int ai_watch(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "nstack: %s is not available yet\n", argv[0]);
+    return NS_EXIT_FAIL;
+}
+
+int ai_benchmark(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "nstack: %s is not available yet\n", argv[0]);
+    return NS_EXIT_FAIL;
+}
