@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev libpcre2-dev
-          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev curl jq valgrind)
+          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev curl jq valgrind tmux)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -46,6 +46,7 @@ static void serve_usage(FILE *f) {
             "  --alert-vram PCT    alert when a GPU's memory use reaches PCT percent, 0: off (default 90)\n"
             "  --alert-temp C      alert when a GPU reaches C degrees Celsius, 0: off (default 85)\n"
             "  --config FILE       a TOML file; its [router] table runs the router beside the server\n"
+            "  --profile NAME      apply this profile for this run, over the saved one (nstack ai profile)\n"
             "                      (docs/router.md)\n");
 }
 
@@ -117,6 +118,8 @@ int cmd_serve(int argc, char **argv) {
             if (!(cfg.models_dir = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--snapshots") == 0) {
             if (!(cfg.snapshot_dir = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
+        } else if (strcmp(a, "--profile") == 0) {
+            if (!(cfg.profile = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--preload") == 0) {
             if (!(cfg.default_model = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
         } else if (strcmp(a, "--keep-alive") == 0) {

@@ -42,6 +42,7 @@ typedef struct {
     int64_t size;      /* bytes in memory, -1 unknown */
     int64_t size_vram; /* bytes on the GPU, -1 unknown */
     char expires_at[40]; /* RFC 3339 as the runtime says, "" unknown */
+    int active;        /* requests running or queued on it (nstack's /api/ps says), -1 unknown */
 } ns_ai_model;
 
 typedef struct {
@@ -51,6 +52,7 @@ typedef struct {
     char name[64];         /* /proc/PID/comm */
     char command[512];     /* the command line, NULs as spaces, cut to fit */
     char why[128];         /* how it was recognised: "name ollama", "maps libtorch_cuda.so", "port 11434 /api/version" */
+    char env[192];         /* OLLAMA_HOST=... CUDA_VISIBLE_DEVICES=... from its environment when readable, else "" */
     int ports[NS_AI_MAX_PORTS]; /* listening TCP ports */
     int n_ports;
     bool confirmed;        /* its API answered as that runtime */
@@ -71,8 +73,27 @@ typedef struct {
     int timeout_ms;        /* per API call; 0: 500 */
 } ns_detect_options;
 
-/* Every AI runtime found, sorted by kind then pid; *out malloc'd. 0, or -1
- * with err when /proc itself cannot be read. */
+/* Every AI runtime found, sorted by kind then pid; *out malloc'd (free()).
+ * The calling process itself is left out. 0, or -1 with err when /proc
+ * itself cannot be read.
+ *
+ * Ports: a process's own listening sockets when its fd links are readable
+ * (our own processes, or everything as root); otherwise the port its
+ * command line (--port, --host) or OLLAMA_HOST names, or the runtime's
+ * default port (Ollama 11434, llama.cpp 8080, vLLM 8000), when something
+ * listens there whose owner we cannot see.
+ *
+ * nstack or Ollama: both answer /api/version with {"version"}. The process
+ * name decides between them ("nstack" or "ollama*"); for a process whose
+ * name says neither, an answer that mentions "nstack", or a /health that
+ * answers {"status", "version", "uptime_s"} (nstack's; Ollama has no
+ * /health) makes it nstack, else Ollama. */
 int ns_detect(const ns_detect_options *o, ns_ai_runtime **out, int *n, char *err, size_t errlen);
+
+/* Confirms one runtime through its API on its ports (rt->ports, kind
+ * already set): sets confirmed, api, version, models, vLLM's metrics, and
+ * appends the evidence to why. Exposed so the CLI can re-probe a runtime
+ * given by URL. */
+void ns_detect_probe(ns_ai_runtime *rt, int timeout_ms);
 
 #endif

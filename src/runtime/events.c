@@ -28,7 +28,7 @@ static const char *const kind_names[NS_EV_KIND_COUNT] = {
     "generation_started", "generation_completed", "generation_failed", "context_shifted",
     "session_created", "session_truncated", "session_cleared", "session_deleted",
     "snapshot_saved", "snapshot_restored", "snapshot_deleted", "alert_fired", "alert_cleared",
-    "mode_changed",
+    "mode_changed", "profile_applied",
 };
 
 const char *ns_event_kind_name(ns_event_kind k) {

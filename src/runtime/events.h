@@ -32,6 +32,7 @@ typedef enum {
     NS_EV_ALERT_FIRED,       /* monitor: detail: metric, gpu, value, threshold */
     NS_EV_ALERT_CLEARED,     /* monitor: detail as fired */
     NS_EV_MODE_CHANGED,      /* server mode (server/mode.h): detail: mode, previous, by */
+    NS_EV_PROFILE_APPLIED,   /* a profile (runtime/profile.h) applied: detail: name, previous, by, changed */
     NS_EV_KIND_COUNT
 } ns_event_kind;
 

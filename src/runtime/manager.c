@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "runtime/placement.h"
 #include "runtime/runtime_internal.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -361,8 +362,8 @@ static bool opts_conflict(const ns_load_opts *want, const ns_loaded *lm) {
 
 /* The options a model is loaded with: the request's, else the runtime's
  * defaults; a default context is capped by the model's training context. */
-static ns_load_opts fill_opts(const ns_runtime *rt, const ns_load_opts *want, const ns_hparams *hp) {
-    const ns_load_opts *d = &rt->cfg.defaults;
+static ns_load_opts fill_opts(const ns_loaded *lm, const ns_load_opts *want, const ns_hparams *hp) {
+    const ns_load_opts *d = &lm->defaults;
     ns_load_opts o = *want;
     if (o.n_ctx <= 0) {
         o.n_ctx = d->n_ctx > 0 ? d->n_ctx : 4096;
@@ -390,6 +391,34 @@ static int64_t estimate_bytes(int64_t file_size, const ns_hparams *hp, const ns_
                            (int64_t)hp->n_vocab * (2 + n_seq));
     int64_t slots = 4 * (int64_t)n_seq * o->n_ctx;
     return file_size + kv + scratch + slots;
+}
+
+/* num_gpu "auto" (-1): how many layers the placement planner would put in
+ * main_gpu's free VRAM (NVML; 0 without a GPU). There is no GPU backend
+ * yet (issue #10), so this only records and logs the number: the model
+ * runs on the CPU exactly as before. An explicit num_gpu is kept as given. */
+static int plan_gpu_layers(const ns_loaded *lm) {
+    if (lm->opts.num_gpu >= 0) return lm->opts.num_gpu;
+    char why[160];
+    int64_t vram = ns_placement_gpu_free(lm->opts.main_gpu, why, sizeof why);
+    ns_placement_params pp = {.n_ctx = lm->opts.n_ctx,
+                              .n_seq = lm->n_parallel,
+                              .n_batch = lm->opts.n_batch,
+                              .kv_type = lm->opts.kv_type,
+                              .vram_free = vram,
+                              .vram_reserve = NS_PLACEMENT_RESERVE_DEFAULT};
+    ns_placement pl;
+    char err[256];
+    if (ns_placement_plan(ns_model_gguf(lm->model), &pp, &pl, err, sizeof err) != 0) {
+        ns_log_warn("runtime", "placement plan failed", "model=%s error=\"%s\"", lm->ref.name, err);
+        return 0;
+    }
+    int n = pl.num_gpu;
+    ns_log_info("runtime", "placement planned (not applied: no GPU backend yet)",
+                "model=%s num_gpu=%d layers=%d gpu=%d vram_free_mib=%" PRId64 " reason=\"%s\"", lm->ref.name, n,
+                pl.n_layer, lm->opts.main_gpu, vram >> 20, why[0] ? why : pl.reason);
+    ns_placement_clear(&pl);
+    return n;
 }
 
 /* Under rt->mu, for a model about to load: evicts least recently used idle
@@ -453,7 +482,7 @@ static int load(ns_runtime *rt, ns_loaded *lm, char *err, size_t errlen) {
     }
     int status = 500;
     char why[512];
-    int use_mmap = lm->asked.use_mmap ? lm->asked.use_mmap : rt->cfg.defaults.use_mmap;
+    int use_mmap = lm->asked.use_mmap ? lm->asked.use_mmap : lm->defaults.use_mmap;
     lm->model = ns_model_load_ex(lm->ref.path, use_mmap < 0 ? NS_GGUF_READ : NS_GGUF_MMAP, why, sizeof why);
     if (!lm->model) goto fail;
     if (!ns_model_vocab(lm->model)) {
@@ -461,8 +490,9 @@ static int load(ns_runtime *rt, ns_loaded *lm, char *err, size_t errlen) {
         goto fail;
     }
     const ns_hparams *hp = ns_model_hparams(lm->model);
-    lm->opts = fill_opts(rt, &lm->asked, hp);
+    lm->opts = fill_opts(lm, &lm->asked, hp);
     int64_t need = estimate_bytes(lm->ref.size, hp, &lm->opts, lm->n_parallel);
+    lm->planned_gpu_layers = plan_gpu_layers(lm);
 
     ns_loaded *victims = NULL;
     pthread_mutex_lock(&rt->mu);
@@ -656,6 +686,7 @@ ns_loaded *ns_runtime_acquire(ns_runtime *rt, const char *name, const ns_load_op
     lm->asked = want;
     lm->n_parallel = rt->cfg.num_parallel;
     lm->keep_alive_ns = rt->cfg.keep_alive_ns;
+    lm->defaults = rt->cfg.defaults; /* under rt->mu: ns_runtime_retune may change them */
     ns_loaded **tail = &rt->models;
     while (*tail) tail = &(*tail)->next;
     *tail = lm;
@@ -793,6 +824,24 @@ const char *ns_loaded_template_error(const ns_loaded *lm) { return lm->tmpl_err;
 int ns_loaded_n_ctx(const ns_loaded *lm) { return lm->opts.n_ctx; }
 const ns_load_opts *ns_loaded_opts(const ns_loaded *lm) { return &lm->opts; }
 
+void ns_runtime_retune(ns_runtime *rt, const ns_runtime_config *c) {
+    int parallel = c->num_parallel > 0 ? c->num_parallel : env_int("NSTACK_NUM_PARALLEL", 4);
+    int64_t keep = c->keep_alive_ns != 0 ? c->keep_alive_ns
+                                         : env_duration("NSTACK_KEEP_ALIVE", 5 * 60 * INT64_C(1000000000));
+    pthread_mutex_lock(&rt->mu);
+    rt->cfg.num_parallel = parallel;
+    rt->cfg.keep_alive_ns = keep;
+    rt->cfg.defaults.n_ctx = c->defaults.n_ctx > 0 ? c->defaults.n_ctx : 0;
+    rt->cfg.defaults.n_batch = c->defaults.n_batch > 0 ? c->defaults.n_batch : 512;
+    pthread_mutex_unlock(&rt->mu);
+}
+
+void ns_runtime_get_config(ns_runtime *rt, ns_runtime_config *out) {
+    pthread_mutex_lock(&rt->mu);
+    *out = rt->cfg;
+    pthread_mutex_unlock(&rt->mu);
+}
+
 int ns_runtime_ps(ns_runtime *rt, ns_loaded_info **out, int *n) {
     *out = NULL;
     *n = 0;
@@ -815,6 +864,7 @@ int ns_runtime_ps(ns_runtime *rt, ns_loaded_info **out, int *n) {
         snprintf(x->digest, sizeof x->digest, "%s", lm->ref.digest);
         x->size = lm->est_bytes;
         x->size_vram = 0;
+        x->planned_gpu_layers = lm->planned_gpu_layers;
         x->loaded_at = lm->loaded_at_wall;
         if (lm->keep_alive_ns < 0) x->expires_at = INT64_MAX;
         else if (lm->refs > 0) x->expires_at = wall + lm->keep_alive_ns;

@@ -101,6 +101,16 @@ const char *ns_loaded_template_error(const ns_loaded *lm);
 int ns_loaded_n_ctx(const ns_loaded *lm);
 const ns_load_opts *ns_loaded_opts(const ns_loaded *lm); /* as loaded, defaults filled in */
 
+/* Changes what a running runtime can change (a profile, runtime/profile.h):
+ * num_parallel, keep_alive_ns, defaults.n_ctx and defaults.n_batch of c,
+ * its 0 fields meaning the same defaults as ns_runtime_new's. The slots,
+ * context and batch apply to models loaded from now on (a loaded model keeps
+ * what it was loaded with until it is unloaded); keep_alive to models
+ * released from now on. Other fields of c are ignored. */
+void ns_runtime_retune(ns_runtime *rt, const ns_runtime_config *c);
+/* The runtime's configuration now, defaults filled in. */
+void ns_runtime_get_config(ns_runtime *rt, ns_runtime_config *out);
+
 /* What /api/ps shows. */
 typedef struct {
     char name[256];
@@ -108,6 +118,8 @@ typedef struct {
     char digest[80];
     int64_t size;           /* bytes: file + KV cache + buffers */
     int64_t size_vram;      /* 0 on the CPU */
+    int planned_gpu_layers; /* num_gpu the placement planner chose for "auto" (or the
+                             * explicit num_gpu): advice, nothing is offloaded yet */
     int64_t loaded_at;      /* wall ns */
     int64_t expires_at;     /* wall ns; INT64_MAX: never; the expiry if it went idle now while busy */
     int n_ctx, n_parallel;

@@ -47,6 +47,7 @@ struct ns_loaded {
     ns_model_ref ref;
     ns_load_opts asked;   /* the options of the request that loaded it (0: default) */
     ns_load_opts opts;    /* as loaded, defaults filled in */
+    ns_load_opts defaults;/* rt->cfg.defaults when it was created (a profile may change them later) */
     int n_parallel;
     ns_model *model;
     ns_context *ctx;
@@ -60,6 +61,10 @@ struct ns_loaded {
     int64_t keep_alive_ns;/* < 0 never expires */
     int64_t expires_mono; /* when idle */
     int64_t est_bytes;
+    /* Layers the placement planner would put on main_gpu (placement.h's
+     * num_gpu count) when num_gpu is auto; an explicit num_gpu as given.
+     * Advice only until a GPU backend uses it (issue #10). */
+    int planned_gpu_layers;
     int64_t loaded_at_wall;
     uint64_t last_used;   /* rt->clock at the last acquire */
 };

@@ -20,6 +20,7 @@
 
 #include "demo_model.h"
 #include "mode.h"
+#include "profile_state.h"
 #include "routes.h"
 #include "server.h"
 #include "sessions.h"
@@ -171,6 +172,9 @@ static const route routes[] = {
     {"GET", "/mode", ns_route_mode},
     {"PUT", "/mode", ns_route_mode},
     {"POST", "/mode", ns_route_mode}, /* for clients that cannot PUT */
+    {"GET", "/api/profile", ns_route_api_profile},
+    {"PUT", "/api/profile", ns_route_api_profile},
+    {"POST", "/api/profile", ns_route_api_profile},
 };
 
 static bool path_matches(const char *pattern, const char *path) {
@@ -341,6 +345,7 @@ static void free_parts(ns_server *s) {
     if (s->store) ns_store_close(s->store);
     ns_sessions_free(s->sessions);
     ns_mode_free(s->mode);
+    ns_profile_state_free(s->profile);
     if (s->events) ns_events_free(s->events);
     free(s);
 }
@@ -392,6 +397,9 @@ ns_server *ns_server_start(const ns_server_config *cfg, char *err, size_t errlen
         goto fail;
     }
     ns_runtime_config rc = cfg->runtime;
+    /* the active profile's settings over the flags' (profile_state.h) */
+    if (!(s->profile = ns_profile_state_open(NULL, NULL, cfg->profile, &cfg->runtime, &rc, s->events, err, errlen)))
+        goto fail;
     rc.store = s->store;
     rc.events = s->events;
     if (!(s->rt = ns_runtime_new(&rc, err, errlen))) goto fail;

@@ -24,6 +24,7 @@ typedef struct {
     bool create_demo;        /* create the demo model (demo_model.h) when the store has none */
     const char *snapshot_dir; /* session snapshots; NULL: ns_snapshot_dir() (NSTACK_SNAPSHOTS or the data dir) */
     ns_runtime_config runtime;
+    const char *profile;     /* `serve --profile NAME`: this run's profile, over the state file's; NULL: the file's */
     ns_observe_config observe; /* db_path NULL: the default file; tests pass "off" or their own */
 } ns_server_config;
 
@@ -35,6 +36,7 @@ typedef struct ns_server {
     ns_http_server *http;
     struct ns_sessions *sessions; /* sessions.h */
     struct ns_mode *mode;         /* mode.h: NORMAL or GAMING, for the router */
+    struct ns_profile_state *profile; /* profile_state.h: the active profile */
     ns_observe *observe;
     int64_t started_at;      /* wall ns */
     atomic_bool stopping;

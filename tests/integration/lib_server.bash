@@ -10,7 +10,8 @@
 #
 # The server gets its own empty model store ($TMP/models, or $SERVER_MODELS),
 # metrics database ($TMP/nstack.db, or $SERVER_DB), mode file ($TMP/mode.json,
-# or $SERVER_MODE_FILE) and an empty Ollama store ($SERVER_OLLAMA_MODELS), so
+# or $SERVER_MODE_FILE), profile file and profiles directory ($TMP/profile.json,
+# $TMP/profiles, or $SERVER_PROFILE_FILE, $SERVER_PROFILES) and an empty Ollama store ($SERVER_OLLAMA_MODELS), so
 # a developer's models, history and mode never leak into a test; the demo
 # model is created there unless --no-demo.
 # Call start_server and stop_server in the test's own shell (not in $(...)):
@@ -58,6 +59,7 @@ start_server() {
     mkdir -p "$models" "$ollama"
     env -u NSTACK_HOST NSTACK_MODELS="$models" OLLAMA_MODELS="$ollama" NSTACK_DB="${SERVER_DB:-$TMP/nstack.db}" \
         NSTACK_MODE_FILE="${SERVER_MODE_FILE:-$TMP/mode.json}" \
+        NSTACK_PROFILE_FILE="${SERVER_PROFILE_FILE:-$TMP/profile.json}" NSTACK_PROFILES="${SERVER_PROFILES:-$TMP/profiles}" \
         "$NSTACK" serve --host 127.0.0.1:0 --models "$models" "$@" 2>"$SERVER_LOG" &
     SERVER_PID=$!
     local i line=""
