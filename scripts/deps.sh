@@ -3,8 +3,10 @@
 # packages. Idempotent: quiet when everything is already there.
 set -euo pipefail
 
+# chromium: the dashboard's end-to-end test (tests/integration/test_dashboard.sh).
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev libcmocka-dev libcjson-dev libpcre2-dev
-          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev curl jq valgrind tmux)
+          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev curl jq valgrind tmux
+          chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -14,7 +14,8 @@ if [ -z "${NSTACK_SHARED:-}" ] && [ -d ../shared ]; then
 fi
 export NSTACK_SHARED="${NSTACK_SHARED:-}"
 
-# The openai and ollama npm clients for tests/integration/test_js_clients.sh,
+# The openai and ollama npm clients for tests/integration/test_js_clients.sh
+# and playwright-core for test_dashboard.sh (it drives the system chromium),
 # installed from the lock file only when it changed since the last install.
 js=tests/integration/js
 if command -v npm >/dev/null && ! cmp -s "$js/package-lock.json" "$js/node_modules/.nstack-installed-lock"; then
@@ -22,9 +23,9 @@ if command -v npm >/dev/null && ! cmp -s "$js/package-lock.json" "$js/node_modul
     if npm ci --prefix "$js" --no-audit --no-fund --loglevel=error; then
         cp "$js/package-lock.json" "$js/node_modules/.nstack-installed-lock"
     elif [ -n "${CI:-}" ]; then
-        echo "npm ci failed: CI needs the openai and ollama clients"; exit 1
+        echo "npm ci failed: CI needs the openai and ollama clients and playwright-core"; exit 1
     else
-        echo "warning: npm ci failed; the JS client tests will be skipped"
+        echo "warning: npm ci failed; the JS client and dashboard tests will be skipped"
     fi
 fi
 

@@ -46,6 +46,10 @@ void ns_route_mode(ns_server *s, ns_http_req *r);
 /* routes_profile.c: GET /api/profile, PUT (or POST) /api/profile {"name": "batch_inference"} (docs/api.md) */
 void ns_route_api_profile(ns_server *s, ns_http_req *r);
 
+/* routes_web.c: the dashboard, GET / (web/index.html) and GET /ui/{file}
+ * (the other files of web/), embedded at build time (docs/dashboard.md) */
+void ns_route_web(ns_server *s, ns_http_req *r);
+
 /* Helpers shared by the route modules (server.c). */
 
 /* Parses the body as a JSON object. NULL after answering 400 ("invalid JSON

@@ -126,12 +126,6 @@ static bool origin_allowed(ns_http_req *r, const char *origin) {
 
 /* ---- routes ---- */
 
-static void route_root(ns_server *s, ns_http_req *r) {
-    (void)s;
-    static const char text[] = "neurostack is running";
-    ns_http_respond(r, 200, "text/plain; charset=utf-8", text, sizeof text - 1);
-}
-
 typedef struct {
     const char *method; /* GET also answers HEAD */
     const char *path;   /* ending in '/': a prefix (/v1/models/{id}) */
@@ -139,7 +133,8 @@ typedef struct {
 } route;
 
 static const route routes[] = {
-    {"GET", "/", route_root},
+    {"GET", "/", ns_route_web},    /* the dashboard's page (routes_web.c) */
+    {"GET", "/ui/", ns_route_web}, /* its other files */
     {"GET", "/health", ns_route_health},
     {"GET", "/api/version", ns_route_api_version},
     {"GET", "/api/tags", ns_route_api_tags},
