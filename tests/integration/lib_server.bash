@@ -58,7 +58,8 @@ start_server() {
     local models="${SERVER_MODELS:-$TMP/models}" ollama="${SERVER_OLLAMA_MODELS:-$TMP/ollama-models}"
     mkdir -p "$models" "$ollama"
     env -u NSTACK_HOST NSTACK_MODELS="$models" OLLAMA_MODELS="$ollama" NSTACK_DB="${SERVER_DB:-$TMP/nstack.db}" \
-        NSTACK_MODE_FILE="${SERVER_MODE_FILE:-$TMP/mode.json}" \
+        NSTACK_MODE_FILE="${SERVER_MODE_FILE:-$TMP/mode.json}" NSTACK_SNAPSHOTS="${SERVER_SNAPSHOTS:-$TMP/snapshots}" \
+        NSTACK_ROUTE_LOG="$TMP/route.jsonl" \
         NSTACK_PROFILE_FILE="${SERVER_PROFILE_FILE:-$TMP/profile.json}" NSTACK_PROFILES="${SERVER_PROFILES:-$TMP/profiles}" \
         "$NSTACK" serve --host 127.0.0.1:0 --models "$models" "$@" 2>"$SERVER_LOG" &
     SERVER_PID=$!
