@@ -27,6 +27,7 @@
 #include "cli.h"
 #include "client.h"
 #include "engine/cpu_features.h"
+#include "engine/cuda/cuda_backend.h"
 
 typedef enum { ST_OK, ST_WARN, ST_FAIL, ST_INFO } status;
 static const char *const status_names[] = {"ok", "warn", "fail", "info"};
@@ -611,6 +612,10 @@ int cmd_doctor(int argc, char **argv) {
         counts[d.checks[i].st]++;
         if (d.checks[i].st == ST_FAIL) any_fail = true;
     }
+    /* this binary's own CUDA backend (src/engine/cuda): always the real
+     * machine's answer, NSTACK_DOCTOR_ROOT or not */
+    char cuda_why[256] = "";
+    const int cuda_devices = ns_cuda_device_count(cuda_why, sizeof cuda_why);
     const char *engine = "nstack's own engine computes on the CPU in this build; the GPU checks say whether a "
                          "GPU runtime (Ollama, llama.cpp, vLLM, the CUDA backend to come) could use a GPU here";
 
@@ -632,6 +637,12 @@ int cmd_doctor(int argc, char **argv) {
         cJSON_AddStringToObject(g, "status", status_names[gst]);
         cJSON_AddStringToObject(g, "summary", gpu);
         cJSON_AddStringToObject(o, "engine", engine);
+        cJSON *cb = cJSON_AddObjectToObject(o, "cuda_backend");
+        cJSON_AddBoolToObject(cb, "built", ns_cuda_built());
+        cJSON_AddStringToObject(cb, "build", ns_cuda_build_info());
+        cJSON_AddNumberToObject(cb, "devices", cuda_devices);
+        if (cuda_why[0]) cJSON_AddStringToObject(cb, "reason", cuda_why);
+        else cJSON_AddNullToObject(cb, "reason");
         cJSON *sum = cJSON_AddObjectToObject(o, "counts");
         for (int s = 0; s < 4; s++) cJSON_AddNumberToObject(sum, status_names[s], counts[s]);
         if (*d.root) cJSON_AddStringToObject(o, "root", d.root);
@@ -647,6 +658,8 @@ int cmd_doctor(int argc, char **argv) {
             if (c->hint[0]) printf("       %-17s fix: %s\n", "", c->hint);
         }
         printf("\nGPU: %s\n", gpu);
+        printf("CUDA backend: %s; %d device%s%s%s%s\n", ns_cuda_build_info(), cuda_devices, cuda_devices == 1 ? "" : "s",
+               cuda_why[0] ? " (" : "", cuda_why, cuda_why[0] ? ")" : "");
         printf("Note: %s.\n", engine);
         printf("%d ok, %d warn, %d fail, %d info\n", counts[ST_OK], counts[ST_WARN], counts[ST_FAIL], counts[ST_INFO]);
     }

@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "engine/cuda/cuda_backend.h"
 #include "runtime/placement.h"
 #include "runtime/runtime_internal.h"
 #include "util/duration.h"
@@ -493,6 +494,10 @@ static int load(ns_runtime *rt, ns_loaded *lm, char *err, size_t errlen) {
     lm->opts = fill_opts(lm, &lm->asked, hp);
     int64_t need = estimate_bytes(lm->ref.size, hp, &lm->opts, lm->n_parallel);
     lm->planned_gpu_layers = plan_gpu_layers(lm);
+    /* layers the planner would offload: ask the CUDA backend once per
+     * process whether there is a device, which logs the reason when not
+     * (the forward pass does not offload yet: docs/cuda.md) */
+    if (lm->planned_gpu_layers > 0) (void)ns_cuda_available(NULL, 0);
 
     ns_loaded *victims = NULL;
     pthread_mutex_lock(&rt->mu);
