@@ -154,32 +154,8 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Writes st to path so that a crash leaves the old file or the new one,
- * never half of one: a temp file beside it, fsync, rename, fsync of the
- * directory (so the rename itself survives a power cut). */
+/* Writes st to path; a crash leaves the old file or the new one. */
 static int write_state(const char *path, const ns_mode_state *st, char *err, size_t errlen) {
-    char dir[4096], tmp[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    char derr[512];
-    if (ns_mkdir_p(dir, derr, sizeof derr) != 0) {
-        snprintf(err, errlen, "cannot write the mode file %s: %s", path, derr);
-        return -1;
-    }
     ns_mode_state saved = *st;
     saved.note[0] = '\0';
     cJSON *j = ns_mode_state_json(&saved);
@@ -189,35 +165,17 @@ static int write_state(const char *path, const ns_mode_state *st, char *err, siz
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot write the mode file %s: %s", tmp, strerror(errno));
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2);
+    if (!line) {
         free(text);
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int rc = write_all(fd, text, strlen(text)) || write_all(fd, "\n", 1) || fsync(fd);
-    int saved_errno = errno;
-    free(text);
-    if (close(fd) != 0 && !rc) {
-        rc = 1;
-        saved_errno = errno;
-    }
-    if (!rc && rename(tmp, path) != 0) {
-        rc = 1;
-        saved_errno = errno;
-    }
-    if (rc) {
-        unlink(tmp);
-        snprintf(err, errlen, "cannot write the mode file %s: %s", path, strerror(saved_errno));
-        return -1;
-    }
-    int dfd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd); /* best effort: some filesystems refuse fsync on a directory */
-        close(dfd);
-    }
-    return 0;
+    memcpy(line + n, "\n", 2);
+    int rc = ns_write_file_durably(path, line, n + 1, "mode file", err, errlen);
+    free(line);
+    return rc;
 }
 
 /* ---- the object ---- */

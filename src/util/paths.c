@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int ns_data_path(const char *env, const char *leaf, const char *what, char *out, size_t outlen, char *err,
                  size_t errlen) {
@@ -48,6 +50,62 @@ int ns_mkdir_p(const char *dir, char *err, size_t errlen) {
     if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "%.300s is not a directory", tmp);
         return -1;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int ns_write_file_durably(const char *path, const void *data, size_t len, const char *what, char *err,
+                          size_t errlen) {
+    char dir[4096], tmp[4200];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        snprintf(err, errlen, "%s path too long: %.200s", what, path);
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) dir[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    char derr[512];
+    if (ns_mkdir_p(dir, derr, sizeof derr) != 0) {
+        snprintf(err, errlen, "cannot write the %s %.300s: %s", what, path, derr);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write the %s %.300s: %s", what, tmp, strerror(errno));
+        return -1;
+    }
+    int rc = write_all(fd, data, len) || fsync(fd);
+    int saved_errno = errno;
+    if (close(fd) != 0 && !rc) {
+        rc = 1;
+        saved_errno = errno;
+    }
+    if (!rc && rename(tmp, path) != 0) {
+        rc = 1;
+        saved_errno = errno;
+    }
+    if (rc) {
+        unlink(tmp);
+        snprintf(err, errlen, "cannot write the %s %.300s: %s", what, path, strerror(saved_errno));
+        return -1;
+    }
+    int dfd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* best effort: some file systems refuse fsync on a directory */
+        close(dfd);
     }
     return 0;
 }

@@ -16,4 +16,13 @@ int ns_data_path(const char *env, const char *leaf, const char *what, char *out,
  * Permission denied", "/x is not a directory"). */
 int ns_mkdir_p(const char *dir, char *err, size_t errlen);
 
+/* Replaces the file at path with len bytes of data so that a crash leaves
+ * the old file or the new one, never half of one: a temporary file beside
+ * it, fsync, rename, then fsync of the directory (so the rename itself
+ * survives a power cut). Missing parent directories are created. `what`
+ * names the file in errors ("cannot write the mode file /x: No space left
+ * on device"). 0, or -1 with err. */
+int ns_write_file_durably(const char *path, const void *data, size_t len, const char *what, char *err,
+                          size_t errlen);
+
 #endif
