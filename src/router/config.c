@@ -15,87 +15,43 @@
 
 #include "util/duration.h"
 #include "util/toml.h"
+#include "util/toml_fields.h"
 
 /* A router config is a few dozen lines; anything this big is a wrong path. */
 #define MAX_FILE_BYTES ((size_t)1 << 20)
 
-typedef struct {
-    const char *name;
-    char *err;
-    size_t errlen;
-} ctx;
-
-__attribute__((format(printf, 4, 5))) static int bad(const ctx *cx, const ns_toml *at, const char *key,
-                                                     const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(cx->err, cx->errlen, "%s:%d: %s: %s", cx->name, ns_toml_line(at), key, msg);
-    return -1;
-}
-
-/* "router.<k>" with a key from the file made printable (a quoted TOML key
- * may hold anything, and the message must stay one line). */
-static void dotted(char *out, size_t outlen, const char *prefix, const char *k) {
-    int n = snprintf(out, outlen, "%s.", prefix);
-    size_t o = n > 0 && (size_t)n < outlen ? (size_t)n : 0;
-    for (; *k && o + 1 < outlen && o < 100 + strlen(prefix); k++)
-        out[o++] = (unsigned char)*k < 0x20 || *k == 0x7f ? '?' : *k;
-    out[o] = 0;
-}
-
-/* "a string", "an integer", ... */
-static const char *a_type(const ns_toml *v) {
-    static const char *const names[] = {"a table", "an array", "a string", "an integer", "a float", "a boolean"};
-    unsigned t = (unsigned)ns_toml_type_of(v);
-    return t < sizeof names / sizeof names[0] ? names[t] : "a value";
-}
-
-static int want_type(const ctx *cx, const ns_toml *v, const char *key, ns_toml_type t) {
+static int want_type(const ns_toml_cx *cx, const ns_toml *v, const char *key, ns_toml_type t) {
     if (ns_toml_type_of(v) == t) return 0;
-    return bad(cx, v, key, "must be %s, not %s", t == NS_TOML_INT ? "an integer" : "a string", a_type(v));
+    return ns_toml_bad(cx, v, key, "must be %s, not %s", t == NS_TOML_INT ? "an integer" : "a string",
+                       ns_toml_a_type(v));
 }
 
-/* A string that fits out with its NUL; a longer one is an error rather
- * than cut, since a cut path or key would fail far from its cause. */
-static int get_string(const ctx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
-    if (want_type(cx, v, key, NS_TOML_STRING)) return -1;
-    const char *s = ns_toml_string(v);
-    size_t len = ns_toml_string_len(v);
-    if (strlen(s) != len) return bad(cx, v, key, "must not contain a NUL character");
-    if (len >= outlen) return bad(cx, v, key, "longer than %zu bytes", outlen - 1);
-    memcpy(out, s, len + 1);
-    return 0;
+static int get_nonempty(const ns_toml_cx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
+    if (ns_toml_get_string(cx, v, key, out, outlen)) return -1;
+    return *out ? 0 : ns_toml_bad(cx, v, key, "must not be empty");
 }
 
-static int get_nonempty(const ctx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
-    if (get_string(cx, v, key, out, outlen)) return -1;
-    return *out ? 0 : bad(cx, v, key, "must not be empty");
-}
-
-static int get_url(const ctx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
-    if (get_string(cx, v, key, out, outlen)) return -1;
+static int get_url(const ns_toml_cx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
+    if (ns_toml_get_string(cx, v, key, out, outlen)) return -1;
     size_t scheme = strncmp(out, "http://", 7) == 0 ? 7 : strncmp(out, "https://", 8) == 0 ? 8 : 0;
-    if (!scheme) return bad(cx, v, key, "must start with http:// or https://");
+    if (!scheme) return ns_toml_bad(cx, v, key, "must start with http:// or https://");
     size_t n = strlen(out);
     while (n > scheme && out[n - 1] == '/') out[--n] = 0;
-    if (n == scheme) return bad(cx, v, key, "has no host");
+    if (n == scheme) return ns_toml_bad(cx, v, key, "has no host");
     return 0;
 }
 
-static int get_duration(const ctx *cx, const ns_toml *v, const char *key, int64_t *out) {
+static int get_duration(const ns_toml_cx *cx, const ns_toml *v, const char *key, int64_t *out) {
     if (ns_toml_type_of(v) != NS_TOML_STRING)
-        return bad(cx, v, key, "must be a duration string such as \"2s\", not %s", a_type(v));
+        return ns_toml_bad(cx, v, key, "must be a duration string such as \"2s\", not %s", ns_toml_a_type(v));
     char e[256];
-    if (ns_duration_parse(ns_toml_string(v), out, e, sizeof e)) return bad(cx, v, key, "%s", e);
-    if (*out < 0) return bad(cx, v, key, "must not be negative");
+    if (ns_duration_parse(ns_toml_string(v), out, e, sizeof e)) return ns_toml_bad(cx, v, key, "%s", e);
+    if (*out < 0) return ns_toml_bad(cx, v, key, "must not be negative");
     return 0;
 }
 
-static int get_regex(const ctx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
-    if (get_string(cx, v, key, out, outlen)) return -1;
+static int get_regex(const ns_toml_cx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
+    if (ns_toml_get_string(cx, v, key, out, outlen)) return -1;
     if (!*out) return 0;
     /* compiled here only to check it, with PCRE2_UTF as prompts are UTF-8 */
     int code;
@@ -104,35 +60,35 @@ static int get_regex(const ctx *cx, const ns_toml *v, const char *key, char *out
     if (!re) {
         PCRE2_UCHAR msg[256];
         if (pcre2_get_error_message(code, msg, sizeof msg) < 0) snprintf((char *)msg, sizeof msg, "error %d", code);
-        return bad(cx, v, key, "invalid regular expression at offset %zu: %s", (size_t)offset, (char *)msg);
+        return ns_toml_bad(cx, v, key, "invalid regular expression at offset %zu: %s", (size_t)offset, (char *)msg);
     }
     pcre2_code_free(re);
     return 0;
 }
 
-static int read_force(const ctx *cx, const ns_toml *t, ns_router_config *c) {
-    if (ns_toml_type_of(t) != NS_TOML_TABLE) return bad(cx, t, "router.force", "must be a table");
+static int read_force(const ns_toml_cx *cx, const ns_toml *t, ns_router_config *c) {
+    if (ns_toml_type_of(t) != NS_TOML_TABLE) return ns_toml_bad(cx, t, "router.force", "must be a table");
     for (int i = 0; i < ns_toml_count(t); i++) {
         const char *k = ns_toml_key_at(t, i);
         const ns_toml *v = ns_toml_at(t, i);
         char key[160];
-        dotted(key, sizeof key, "router.force", k);
+        ns_toml_dotted(key, sizeof key, "router.force", k);
         int rc;
-        if (strcmp(k, "header") == 0) rc = get_string(cx, v, key, c->force_header, sizeof c->force_header);
-        else if (strcmp(k, "model") == 0) rc = get_string(cx, v, key, c->force_model, sizeof c->force_model);
-        else if (strcmp(k, "tag") == 0) rc = get_string(cx, v, key, c->force_tag, sizeof c->force_tag);
+        if (strcmp(k, "header") == 0) rc = ns_toml_get_string(cx, v, key, c->force_header, sizeof c->force_header);
+        else if (strcmp(k, "model") == 0) rc = ns_toml_get_string(cx, v, key, c->force_model, sizeof c->force_model);
+        else if (strcmp(k, "tag") == 0) rc = ns_toml_get_string(cx, v, key, c->force_tag, sizeof c->force_tag);
         else if (strcmp(k, "regex") == 0) rc = get_regex(cx, v, key, c->force_regex, sizeof c->force_regex);
-        else rc = bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
+        else rc = ns_toml_bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
         if (rc) return -1;
     }
     return 0;
 }
 
 /* One [[router.upstream]]; *role_at gets the node its role came from. */
-static int read_upstream(const ctx *cx, const ns_toml *t, ns_upstream_config *u, const ns_toml **role_at,
+static int read_upstream(const ns_toml_cx *cx, const ns_toml *t, ns_upstream_config *u, const ns_toml **role_at,
                          const ns_toml **name_at) {
     if (ns_toml_type_of(t) != NS_TOML_TABLE)
-        return bad(cx, t, "router.upstream", "must be an array of tables ([[router.upstream]])");
+        return ns_toml_bad(cx, t, "router.upstream", "must be an array of tables ([[router.upstream]])");
     memset(u, 0, sizeof *u);
     u->connect_timeout_ns = 2000000000LL;
     u->first_byte_timeout_ns = 60000000000LL;
@@ -143,7 +99,7 @@ static int read_upstream(const ctx *cx, const ns_toml *t, ns_upstream_config *u,
         const char *k = ns_toml_key_at(t, i);
         const ns_toml *v = ns_toml_at(t, i);
         char key[160];
-        dotted(key, sizeof key, "router.upstream", k);
+        ns_toml_dotted(key, sizeof key, "router.upstream", k);
         int rc = 0;
         if (strcmp(k, "name") == 0) {
             rc = get_nonempty(cx, v, key, u->name, sizeof u->name);
@@ -157,20 +113,20 @@ static int read_upstream(const ctx *cx, const ns_toml *t, ns_upstream_config *u,
             } else if (strcmp(s, "nstack") == 0) u->kind = NS_UPSTREAM_NSTACK;
             else if (strcmp(s, "ollama") == 0) u->kind = NS_UPSTREAM_OLLAMA;
             else if (strcmp(s, "openai") == 0) u->kind = NS_UPSTREAM_OPENAI;
-            else rc = bad(cx, v, key, "must be nstack, ollama or openai");
+            else rc = ns_toml_bad(cx, v, key, "must be nstack, ollama or openai");
             have_kind = true;
         } else if (strcmp(k, "role") == 0) {
             const char *s = ns_toml_string(v);
             if ((rc = want_type(cx, v, key, NS_TOML_STRING)) != 0) {
             } else if (strcmp(s, "small") == 0) u->role = NS_ROLE_SMALL;
             else if (strcmp(s, "big") == 0) u->role = NS_ROLE_BIG;
-            else rc = bad(cx, v, key, "must be small or big");
+            else rc = ns_toml_bad(cx, v, key, "must be small or big");
             *role_at = v;
         } else if (strcmp(k, "model") == 0) {
             rc = get_nonempty(cx, v, key, u->model, sizeof u->model);
             have_model = true;
         } else if (strcmp(k, "api_key") == 0) {
-            rc = get_string(cx, v, key, u->api_key, sizeof u->api_key);
+            rc = ns_toml_get_string(cx, v, key, u->api_key, sizeof u->api_key);
         } else if (strcmp(k, "connect_timeout") == 0) {
             rc = get_duration(cx, v, key, &u->connect_timeout_ns);
         } else if (strcmp(k, "first_byte_timeout") == 0) {
@@ -178,25 +134,25 @@ static int read_upstream(const ctx *cx, const ns_toml *t, ns_upstream_config *u,
         } else if (strcmp(k, "timeout") == 0) {
             rc = get_duration(cx, v, key, &u->timeout_ns);
         } else {
-            rc = bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
+            rc = ns_toml_bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
         }
         if (rc) return -1;
     }
-    if (!have_url) return bad(cx, t, "router.upstream.url", "missing");
-    if (!have_kind) return bad(cx, t, "router.upstream.kind", "missing");
-    if (!*role_at) return bad(cx, t, "router.upstream.role", "missing");
-    if (!have_model) return bad(cx, t, "router.upstream.model", "missing");
+    if (!have_url) return ns_toml_bad(cx, t, "router.upstream.url", "missing");
+    if (!have_kind) return ns_toml_bad(cx, t, "router.upstream.kind", "missing");
+    if (!*role_at) return ns_toml_bad(cx, t, "router.upstream.role", "missing");
+    if (!have_model) return ns_toml_bad(cx, t, "router.upstream.model", "missing");
     if (!*name_at) snprintf(u->name, sizeof u->name, "%s", ns_upstream_role_name(u->role));
     return 0;
 }
 
-static int read_upstreams(const ctx *cx, const ns_toml *list, const ns_toml *router, ns_router_config *c) {
+static int read_upstreams(const ns_toml_cx *cx, const ns_toml *list, const ns_toml *router, ns_router_config *c) {
     const char *aot = "must be an array of tables ([[router.upstream]])";
-    if (list && ns_toml_type_of(list) != NS_TOML_ARRAY) return bad(cx, list, "router.upstream", "%s", aot);
+    if (list && ns_toml_type_of(list) != NS_TOML_ARRAY) return ns_toml_bad(cx, list, "router.upstream", "%s", aot);
     const ns_toml *role_at[NS_ROUTER_MAX_UPSTREAMS], *name_at[NS_ROUTER_MAX_UPSTREAMS];
     int n = ns_toml_count(list);
     if (n > NS_ROUTER_MAX_UPSTREAMS)
-        return bad(cx, ns_toml_at(list, NS_ROUTER_MAX_UPSTREAMS), "router.upstream", "at most %d upstreams",
+        return ns_toml_bad(cx, ns_toml_at(list, NS_ROUTER_MAX_UPSTREAMS), "router.upstream", "at most %d upstreams",
                    NS_ROUTER_MAX_UPSTREAMS);
     for (int i = 0; i < n; i++)
         if (read_upstream(cx, ns_toml_at(list, i), &c->upstreams[i], &role_at[i], &name_at[i])) return -1;
@@ -213,7 +169,7 @@ static int read_upstreams(const ctx *cx, const ns_toml *list, const ns_toml *rou
             else if (second < 0) second = i;
         }
         if (found != 1) {
-            return bad(cx, second >= 0 ? role_at[second] : list ? list : router, "router.upstream.role",
+            return ns_toml_bad(cx, second >= 0 ? role_at[second] : list ? list : router, "router.upstream.role",
                        "exactly one upstream must have role %s (found %d)", ns_upstream_role_name(roles[r]), found);
         }
     }
@@ -221,26 +177,26 @@ static int read_upstreams(const ctx *cx, const ns_toml *list, const ns_toml *rou
         for (int j = 0; j < i; j++)
             if (strcmp(c->upstreams[i].name, c->upstreams[j].name) == 0) {
                 const ns_toml *first = name_at[j] ? name_at[j] : ns_toml_at(list, j);
-                return bad(cx, name_at[i] ? name_at[i] : ns_toml_at(list, i), "router.upstream.name",
+                return ns_toml_bad(cx, name_at[i] ? name_at[i] : ns_toml_at(list, i), "router.upstream.name",
                            "'%s' is used twice (first at line %d)", c->upstreams[i].name, ns_toml_line(first));
             }
     return 0;
 }
 
-static int read_router(const ctx *cx, const ns_toml *r, ns_router_config *c) {
-    if (ns_toml_type_of(r) != NS_TOML_TABLE) return bad(cx, r, "router", "must be a table");
+static int read_router(const ns_toml_cx *cx, const ns_toml *r, ns_router_config *c) {
+    if (ns_toml_type_of(r) != NS_TOML_TABLE) return ns_toml_bad(cx, r, "router", "must be a table");
     for (int i = 0; i < ns_toml_count(r); i++) {
         const char *k = ns_toml_key_at(r, i);
         const ns_toml *v = ns_toml_at(r, i);
         char key[160];
-        dotted(key, sizeof key, "router", k);
+        ns_toml_dotted(key, sizeof key, "router", k);
         int rc = 0;
         if (strcmp(k, "listen") == 0) {
             rc = get_nonempty(cx, v, key, c->listen, sizeof c->listen);
         } else if (strcmp(k, "token_threshold") == 0) {
             if ((rc = want_type(cx, v, key, NS_TOML_INT)) != 0) {
-            } else if (ns_toml_int(v) < 0) rc = bad(cx, v, key, "must be >= 0");
-            else if (ns_toml_int(v) > INT_MAX) rc = bad(cx, v, key, "must be at most %d", INT_MAX);
+            } else if (ns_toml_int(v) < 0) rc = ns_toml_bad(cx, v, key, "must be >= 0");
+            else if (ns_toml_int(v) > INT_MAX) rc = ns_toml_bad(cx, v, key, "must be at most %d", INT_MAX);
             else c->token_threshold = (int)ns_toml_int(v);
         } else if (strcmp(k, "mode_url") == 0) {
             rc = get_url(cx, v, key, c->mode_url, sizeof c->mode_url);
@@ -253,13 +209,13 @@ static int read_router(const ctx *cx, const ns_toml *r, ns_router_config *c) {
         } else if (strcmp(k, "health_backoff_max") == 0) {
             rc = get_duration(cx, v, key, &c->health_backoff_max_ns);
         } else if (strcmp(k, "audit_log") == 0) {
-            rc = get_string(cx, v, key, c->audit_log, sizeof c->audit_log);
+            rc = ns_toml_get_string(cx, v, key, c->audit_log, sizeof c->audit_log);
         } else if (strcmp(k, "tokenizer") == 0) {
-            rc = get_string(cx, v, key, c->tokenizer, sizeof c->tokenizer);
+            rc = ns_toml_get_string(cx, v, key, c->tokenizer, sizeof c->tokenizer);
         } else if (strcmp(k, "force") == 0) {
             rc = read_force(cx, v, c);
         } else if (strcmp(k, "upstream") != 0) { /* read below, once the rest is known good */
-            rc = bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
+            rc = ns_toml_bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
         }
         if (rc) return -1;
     }
@@ -268,7 +224,7 @@ static int read_router(const ctx *cx, const ns_toml *r, ns_router_config *c) {
         const ns_upstream_config *big = &c->upstreams[c->big];
         if ((size_t)snprintf(c->mode_url, sizeof c->mode_url, "%s/mode", big->url) >= sizeof c->mode_url) {
             c->mode_url[0] = 0;
-            return bad(cx, r, "router.mode_url", "the big upstream's url + \"/mode\" is longer than %zu bytes",
+            return ns_toml_bad(cx, r, "router.mode_url", "the big upstream's url + \"/mode\" is longer than %zu bytes",
                        sizeof c->mode_url - 1);
         }
     }
@@ -291,7 +247,7 @@ void ns_router_config_defaults(ns_router_config *c) {
 
 int ns_router_config_parse(const char *text, size_t len, const char *name, ns_router_config *c, bool *found,
                            char *err, size_t errlen) {
-    ctx cx = {name ? name : "router.toml", err, errlen};
+    ns_toml_cx cx = {name ? name : "router.toml", err, errlen};
     ns_router_config_defaults(c);
     *found = false;
     ns_toml *root = ns_toml_parse(text, len, cx.name, err, errlen);

@@ -15,6 +15,7 @@
 
 #include "util/duration.h"
 #include "util/toml.h"
+#include "util/toml_fields.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 20)
 #define GIB (INT64_C(1) << 30)
@@ -177,101 +178,60 @@ void ns_format_size(int64_t b, char *buf, size_t buflen) {
 
 /* ---- parsing a file ---- */
 
-typedef struct {
-    const char *name;
-    char *err;
-    size_t errlen;
-} ctx;
-
-__attribute__((format(printf, 4, 5))) static int bad(const ctx *cx, const ns_toml *at, const char *key,
-                                                     const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(cx->err, cx->errlen, "%s:%d: %s: %s", cx->name, at ? ns_toml_line(at) : 1, key, msg);
-    return -1;
-}
-
-static const char *a_type(const ns_toml *v) {
-    static const char *const names[] = {"a table", "an array", "a string", "an integer", "a float", "a boolean"};
-    unsigned t = (unsigned)ns_toml_type_of(v);
-    return t < sizeof names / sizeof names[0] ? names[t] : "a value";
-}
-
-/* "profile.<k>", printable */
-static void dotted(char *out, size_t outlen, const char *k) {
-    int n = snprintf(out, outlen, "profile.");
-    size_t o = n > 0 && (size_t)n < outlen ? (size_t)n : 0;
-    for (; *k && o + 1 < outlen && o < 110; k++) out[o++] = (unsigned char)*k < 0x20 || *k == 0x7f ? '?' : *k;
-    out[o] = 0;
-}
-
-static int get_int(const ctx *cx, const ns_toml *v, const char *key, long long lo, long long hi, int *out) {
-    if (ns_toml_type_of(v) != NS_TOML_INT) return bad(cx, v, key, "must be an integer, not %s", a_type(v));
+static int get_int(const ns_toml_cx *cx, const ns_toml *v, const char *key, long long lo, long long hi, int *out) {
+    if (ns_toml_type_of(v) != NS_TOML_INT) return ns_toml_bad(cx, v, key, "must be an integer, not %s", ns_toml_a_type(v));
     int64_t x = ns_toml_int(v);
-    if (x < lo || x > hi) return bad(cx, v, key, "must be in [%lld, %lld], got %lld", lo, hi, (long long)x);
+    if (x < lo || x > hi) return ns_toml_bad(cx, v, key, "must be in [%lld, %lld], got %lld", lo, hi, (long long)x);
     *out = (int)x;
     return 0;
 }
 
-static int get_size(const ctx *cx, const ns_toml *v, const char *key, int64_t *out) {
+static int get_size(const ns_toml_cx *cx, const ns_toml *v, const char *key, int64_t *out) {
     if (ns_toml_type_of(v) == NS_TOML_INT) {
-        if (ns_toml_int(v) < 0) return bad(cx, v, key, "must not be negative");
+        if (ns_toml_int(v) < 0) return ns_toml_bad(cx, v, key, "must not be negative");
         *out = ns_toml_int(v);
         return 0;
     }
     if (ns_toml_type_of(v) != NS_TOML_STRING)
-        return bad(cx, v, key, "must be a size string such as \"1GiB\", not %s", a_type(v));
+        return ns_toml_bad(cx, v, key, "must be a size string such as \"1GiB\", not %s", ns_toml_a_type(v));
     char e[256];
-    if (ns_parse_size(ns_toml_string(v), out, e, sizeof e)) return bad(cx, v, key, "%s", e);
+    if (ns_parse_size(ns_toml_string(v), out, e, sizeof e)) return ns_toml_bad(cx, v, key, "%s", e);
     return 0;
 }
 
-static int get_string(const ctx *cx, const ns_toml *v, const char *key, char *out, size_t outlen) {
-    if (ns_toml_type_of(v) != NS_TOML_STRING) return bad(cx, v, key, "must be a string, not %s", a_type(v));
-    const char *s = ns_toml_string(v);
-    size_t len = ns_toml_string_len(v);
-    if (strlen(s) != len) return bad(cx, v, key, "must not contain a NUL character");
-    if (len >= outlen) return bad(cx, v, key, "longer than %zu bytes", outlen - 1);
-    memcpy(out, s, len + 1);
-    return 0;
-}
-
-static int read_field(const ctx *cx, const ns_toml *v, const char *k, const char *key, ns_profile *p) {
-    if (strcmp(k, "description") == 0) return get_string(cx, v, key, p->description, sizeof p->description);
+static int read_field(const ns_toml_cx *cx, const ns_toml *v, const char *k, const char *key, ns_profile *p) {
+    if (strcmp(k, "description") == 0) return ns_toml_get_string(cx, v, key, p->description, sizeof p->description);
     int f = -1;
     for (int i = 0; i < NS_PF_COUNT; i++)
         if (strcmp(k, fields[i].name) == 0) f = i;
-    if (f < 0) return bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
+    if (f < 0) return ns_toml_bad(cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table" : "unknown key");
     int rc = 0;
     switch ((ns_profile_field)f) {
     case NS_PF_VRAM_RESERVE: rc = get_size(cx, v, key, &p->vram_reserve); break;
     case NS_PF_KV_CACHE_LIMIT: rc = get_size(cx, v, key, &p->kv_cache_limit); break;
     case NS_PF_AUTO_OFFLOAD:
-        if (ns_toml_type_of(v) != NS_TOML_BOOL) rc = bad(cx, v, key, "must be true or false, not %s", a_type(v));
+        if (ns_toml_type_of(v) != NS_TOML_BOOL) rc = ns_toml_bad(cx, v, key, "must be true or false, not %s", ns_toml_a_type(v));
         else p->auto_offload = ns_toml_bool(v);
         break;
     case NS_PF_AUTO_UNLOAD_IDLE: {
         char e[256];
         if (ns_toml_type_of(v) != NS_TOML_STRING) {
-            rc = bad(cx, v, key, "must be a duration string such as \"5m\" or \"never\", not %s", a_type(v));
+            rc = ns_toml_bad(cx, v, key, "must be a duration string such as \"5m\" or \"never\", not %s", ns_toml_a_type(v));
         } else if (strcmp(ns_toml_string(v), "never") == 0) {
             p->auto_unload_idle_ns = -1;
         } else if (ns_duration_parse(ns_toml_string(v), &p->auto_unload_idle_ns, e, sizeof e)) {
-            rc = bad(cx, v, key, "%s", e);
+            rc = ns_toml_bad(cx, v, key, "%s", e);
         } else if (p->auto_unload_idle_ns < 0) {
-            rc = bad(cx, v, key, "must not be negative (\"never\" keeps models loaded)");
+            rc = ns_toml_bad(cx, v, key, "must not be negative (\"never\" keeps models loaded)");
         }
         break;
     }
     case NS_PF_VRAM_UNLOAD_THRESHOLD_PCT: rc = get_int(cx, v, key, 1, 100, &p->vram_unload_threshold_pct); break;
     case NS_PF_PREFER: {
-        if (ns_toml_type_of(v) != NS_TOML_STRING) rc = bad(cx, v, key, "must be a string, not %s", a_type(v));
+        if (ns_toml_type_of(v) != NS_TOML_STRING) rc = ns_toml_bad(cx, v, key, "must be a string, not %s", ns_toml_a_type(v));
         else if (strcmp(ns_toml_string(v), "latency") == 0) p->prefer = NS_PREFER_LATENCY;
         else if (strcmp(ns_toml_string(v), "throughput") == 0) p->prefer = NS_PREFER_THROUGHPUT;
-        else rc = bad(cx, v, key, "must be \"latency\" or \"throughput\"");
+        else rc = ns_toml_bad(cx, v, key, "must be \"latency\" or \"throughput\"");
         break;
     }
     case NS_PF_MAX_BATCH: rc = get_int(cx, v, key, 1, 1 << 20, &p->max_batch); break;
@@ -286,7 +246,7 @@ static int read_field(const ctx *cx, const ns_toml *v, const char *k, const char
 int ns_profile_parse(const char *text, size_t len, const char *file, const char *name, ns_profile *out, char *err,
                      size_t errlen) {
     memset(out, 0, sizeof *out);
-    ctx cx = {file ? file : "profile", err, errlen};
+    ns_toml_cx cx = {file ? file : "profile", err, errlen};
     if (!ns_profile_name_ok(name)) {
         snprintf(err, errlen, "%s: invalid profile name \"%.80s\" (letters, digits, _ - . only)", cx.name,
                  name ? name : "");
@@ -307,21 +267,21 @@ int ns_profile_parse(const char *text, size_t len, const char *file, const char 
         snprintf(key, sizeof key, "%.100s", k);
         for (char *c = key; *c; c++)
             if ((unsigned char)*c < 0x20) *c = '?';
-        bad(&cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table (the file has one [profile] table)"
+        ns_toml_bad(&cx, v, key, ns_toml_type_of(v) == NS_TOML_TABLE ? "unknown table (the file has one [profile] table)"
                                                              : "unknown key (keys go in the [profile] table)");
         goto out;
     }
     if (!t) {
-        bad(&cx, NULL, "profile", "missing (the file needs a [profile] table)");
+        ns_toml_bad(&cx, NULL, "profile", "missing (the file needs a [profile] table)");
         goto out;
     }
     if (ns_toml_type_of(t) != NS_TOML_TABLE) {
-        bad(&cx, t, "profile", "must be a table, not %s", a_type(t));
+        ns_toml_bad(&cx, t, "profile", "must be a table, not %s", ns_toml_a_type(t));
         goto out;
     }
     for (int i = 0; i < ns_toml_count(t); i++) {
         char key[128];
-        dotted(key, sizeof key, ns_toml_key_at(t, i));
+        ns_toml_dotted(key, sizeof key, "profile", ns_toml_key_at(t, i));
         if (read_field(&cx, ns_toml_at(t, i), ns_toml_key_at(t, i), key, out)) goto out;
     }
     snprintf(out->name, sizeof out->name, "%s", name);

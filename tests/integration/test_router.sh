@@ -209,7 +209,7 @@ curl -sN -H 'Content-Type: application/json' -H 'X-Force-Big: true' --data-binar
     '{"model":"x","prompt":"Once upon a time","options":{"num_predict":100000,"temperature":0}}' \
     "$ROUTER/api/generate" >"$TMP/mid.txt" &
 CURL_PID=$!
-for ((i = 0; i < 200; i++)); do [ -s "$TMP/mid.txt" ] && break; sleep 0.05; done
+for ((i = 0; i < 600; i++)); do [ -s "$TMP/mid.txt" ] && break; sleep 0.05; done # up to 30 s on a loaded machine
 kill -KILL "$BIG_PID"; wait "$BIG_PID" 2>/dev/null
 wait "$CURL_PID"
 last="$(tail -n 1 "$TMP/mid.txt")"
