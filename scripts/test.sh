@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test, as CI runs them: a warnings-as-errors release build with the
-# whole suite, then the unit tests again under AddressSanitizer and
-# UndefinedBehaviorSanitizer (clang), then the CLI tests under valgrind's
-# leak check. Tests that need ../shared (or $NSTACK_SHARED) skip, saying so,
-# when it is absent.
+# whole suite, then the unit and CLI tests again under AddressSanitizer and
+# UndefinedBehaviorSanitizer (clang) with the fuzz corpora replayed, then
+# 30 s of fresh fuzzing each for the GGUF, snapshot and TOML parsers. Tests
+# that need ../shared (or $NSTACK_SHARED) skip, saying so, when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,12 +55,23 @@ fi
 
 echo "== 30 s of fresh snapshot fuzzing on a copy of the corpus"
 fs="$(mktemp -d)"
-trap 'rm -rf "$fz" "$fs"' EXIT
+ft="$(mktemp -d)"
+trap 'rm -rf "$fz" "$fs" "$ft"' EXIT
 cp tests/fuzz/corpus/snapshot/* "$fs/"
 mkdir -p "$fs/artifacts"
 build-asan/tests/fuzz/fuzz_snapshot -max_total_time=30 -max_len=16384 -timeout=10 \
     -artifact_prefix="$fs/artifacts/" -print_final_stats=1 "$fs" 2>&1 | tail -n 3
 if ls "$fs"/artifacts/* >/dev/null 2>&1; then
     echo "fuzzing found a failing input:"; ls "$fs"/artifacts/
+    exit 1
+fi
+
+echo "== 30 s of fresh TOML fuzzing on a copy of the corpus (router and profile configs)"
+cp tests/fuzz/corpus/toml/* "$ft/"
+mkdir -p "$ft/artifacts"
+build-asan/tests/fuzz/fuzz_toml -max_total_time=30 -max_len=8192 -timeout=10 \
+    -artifact_prefix="$ft/artifacts/" -print_final_stats=1 "$ft" 2>&1 | tail -n 3
+if ls "$ft"/artifacts/* >/dev/null 2>&1; then
+    echo "fuzzing found a failing input:"; ls "$ft"/artifacts/
     exit 1
 fi
