@@ -42,7 +42,7 @@ for ((k = 0; k < N; k++)); do
     evals=$((evals + $(jq .eval_count "$TMP/g.$k")))
 done
 expect_status "GET /api/metrics/generations" 200 GET "/api/metrics/generations?limit=10"
-expect_eq "records from the database" "$(jq -r .source "$RESP")" "database"
+expect_eq "records from the database" "database" "$(jq -r .source "$RESP")"
 for ((k = 1; k < N; k++)); do # the first request also loaded the model
     g="$TMP/g.$k"
     rec="$(jq -c --arg id "${ids[$k]}" '.generations[] | select(.request_id == $id)' "$RESP")"
@@ -61,12 +61,12 @@ for ((k = 1; k < N; k++)); do # the first request also loaded the model
     a="$(jq ".total_ms * 1e6" <<<"$rec")" b="$(jq ".total_duration - .load_duration" "$g")"
     if within 5 "$a" "$b"; then ok "total_ms agrees with total_duration ($a vs $b ns)"; else not_ok "total_ms $a vs total_duration $b ns"; fi
 done
-expect_eq "per-model requests" "$(jq '.models[] | select(.model == "demo:latest") | .requests' "$RESP")" "$N"
-expect_eq "per-model generated tokens" "$(jq '.models[] | select(.model == "demo:latest") | .eval_tokens' "$RESP")" "$evals"
+expect_eq "per-model requests" "$N" "$(jq '.models[] | select(.model == "demo:latest") | .requests' "$RESP")"
+expect_eq "per-model generated tokens" "$evals" "$(jq '.models[] | select(.model == "demo:latest") | .eval_tokens' "$RESP")"
 peak="$(jq '.models[0].peak_tokens_per_s' "$RESP")" avg="$(jq '.models[0].avg_tokens_per_s' "$RESP")"
 if awk -v p="$peak" -v a="$avg" 'BEGIN { exit !(p > 0 && a > 0 && p >= a * 0.999) }'; then ok "peak ($peak) >= average ($avg) tok/s"; else not_ok "peak $peak, average $avg tok/s"; fi
 expect_status "generations of an unknown model: an empty list" 200 GET "/api/metrics/generations?model=nope"
-expect_eq "no records for it" "$(jq '.generations | length' "$RESP")" "0"
+expect_eq "no records for it" "0" "$(jq '.generations | length' "$RESP")"
 
 # ---- /metrics ----
 expect_status "GET /metrics" 200 GET /metrics
@@ -79,22 +79,22 @@ else
     echo "SKIP: promtool is not installed (Debian package prometheus); the strict JS check ran"
 fi
 sample() { jq -s --arg n "$1" --argjson l "$2" '[.[] | select(.name == $n and (.labels | contains($l)))] | map(.value) | add // 0' "$TMP/samples.jsonl"; }
-expect_eq "nstack_generations_total" "$(sample nstack_generations_total '{"model":"demo:latest"}')" "$N"
-expect_eq "nstack_generated_tokens_total" "$(sample nstack_generated_tokens_total '{"model":"demo:latest"}')" "$evals"
+expect_eq "nstack_generations_total" "$N" "$(sample nstack_generations_total '{"model":"demo:latest"}')"
+expect_eq "nstack_generated_tokens_total" "$evals" "$(sample nstack_generated_tokens_total '{"model":"demo:latest"}')"
 expect_eq "nstack_http_requests_total of /api/generate 200" \
     "$(sample nstack_http_requests_total '{"route":"/api/generate","status":"200"}')" "$N"
 expect_eq "generation latency histogram count" \
     "$(sample nstack_generation_duration_seconds_count '{"model":"demo:latest"}')" "$N"
-expect_eq "one model loaded" "$(sample nstack_models_loaded '{}')" "1"
+expect_eq "one model loaded" "1" "$(sample nstack_models_loaded '{}')"
 ram="$(sample nstack_ram_total_bytes '{}')"
 if [ "${ram%.*}" -gt 0 ] 2>/dev/null; then ok "RAM total gauge ($ram)"; else not_ok "RAM total gauge: $ram"; fi
 
 # ---- resources ----
 expect_status "GET /api/resources" 200 GET /api/resources
-expect_eq "the sampler's period" "$(jq .interval_ms "$RESP")" "50"
+expect_eq "the sampler's period" "50" "$(jq .interval_ms "$RESP")"
 if jq -e '.ram.total > 0 and .ram.available > 0 and .ram.process_rss > 0 and .cpu.cores > 0 and (.gpus | type) == "array"' "$RESP" >/dev/null; then
     ok "resources: RAM, RSS, CPU and a GPU list"; else not_ok "resources: $(cat "$RESP")"; fi
-expect_eq "the loaded model is listed" "$(jq -r '.models[0].name' "$RESP")" "demo:latest"
+expect_eq "the loaded model is listed" "demo:latest" "$(jq -r '.models[0].name' "$RESP")"
 expect_status "resource history" 200 GET "/api/resources/history?period=1m&step=100ms"
 if jq -e '(.points | length) >= 2 and .source == "database"' "$RESP" >/dev/null; then ok "history has points ($(jq '.points | length' "$RESP"))"
 else not_ok "history: $(head -c 300 "$RESP")"; fi
@@ -108,12 +108,12 @@ used_pct="$(jq '.ram.used * 100 / .ram.total | floor' <(curl -s "$BASE/api/resou
 expect_status "lower the RAM threshold to 1 %" 200 POST /api/alerts '{"ram_pct": 1}'
 if wait_for_line "$SSE" "event: alert_fired" 5; then ok "alert_fired arrives over SSE"; else not_ok "no alert_fired event"; fi
 expect_status "GET /api/alerts" 200 GET /api/alerts
-expect_eq "the RAM alert is active" "$(jq -r '.active[0].metric' "$RESP")" "ram_pct"
+expect_eq "the RAM alert is active" "ram_pct" "$(jq -r '.active[0].metric' "$RESP")"
 if [ "$used_pct" -lt 90 ]; then
     expect_status "raise it to 100 %" 200 POST /api/alerts '{"ram_pct": 100}'
     if wait_for_line "$SSE" "event: alert_cleared" 5; then ok "alert_cleared arrives over SSE"; else not_ok "no alert_cleared event"; fi
     expect_status "GET /api/alerts" 200 GET /api/alerts
-    expect_eq "no alert active" "$(jq '.active | length' "$RESP")" "0"
+    expect_eq "no alert active" "0" "$(jq '.active | length' "$RESP")"
 else
     echo "SKIP: RAM is ${used_pct}% used, too full to clear a 100% threshold's alert (margin 5)"
 fi
@@ -136,9 +136,9 @@ timeout 2 curl -sN -H "Last-Event-ID: $first_gen" "$BASE/api/events" >"$TMP/repl
 expect_eq "a reconnect with Last-Event-ID replays from the next event" \
     "$(awk '/^id: / { print $2; exit }' "$TMP/replay.txt")" "$((first_gen + 1))"
 timeout 2 curl -sN "$BASE/api/events?replay=2" >"$TMP/replay2.txt"
-expect_eq "?replay=2 replays two events" "$(grep -c '^id: ' "$TMP/replay2.txt")" "2"
+expect_eq "?replay=2 replays two events" "2" "$(grep -c '^id: ' "$TMP/replay2.txt")"
 expect_status "stored events" 200 GET "/api/events/history?kind=load_completed"
-expect_eq "the load is stored" "$(jq '.events | length' "$RESP")" "1"
+expect_eq "the load is stored" "1" "$(jq '.events | length' "$RESP")"
 
 stop_server
 
@@ -147,7 +147,7 @@ restart_at="$(date -u +%s)"
 start_server --sample-interval 50ms || exit 1
 expect_status "generations after a restart" 200 GET "/api/metrics/generations?limit=100"
 for id in "${ids[@]}"; do
-    expect_eq "$id survives the restart" "$(jq --arg id "$id" '[.generations[] | select(.request_id == $id)] | length' "$RESP")" "1"
+    expect_eq "$id survives the restart" "1" "$(jq --arg id "$id" '[.generations[] | select(.request_id == $id)] | length' "$RESP")"
 done
 expect_status "history after a restart" 200 GET "/api/resources/history?period=10m&step=1s"
 before="$(jq --argjson t "$restart_at" '[.points[] | select((.time | sub("\\.[0-9]+Z$"; "Z") | fromdate) < $t)] | length' "$RESP")"
@@ -168,7 +168,7 @@ else
 fi
 start_server --db off || exit 1
 expect_status "generations without a database" 200 GET /api/metrics/generations
-expect_eq "from memory" "$(jq -r .source "$RESP")" "memory"
+expect_eq "from memory" "memory" "$(jq -r .source "$RESP")"
 expect_status "no stored events without a database" 404 GET /api/events/history
 stop_server
 finish
