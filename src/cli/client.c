@@ -16,6 +16,7 @@ struct client {
     CURL *curl;
     char base[1024];
     bool loopback;
+    long timeout_ms; /* client_set_timeout; 0: none */
     int last_status;
     bool last_server_error;
 };
@@ -162,6 +163,8 @@ void client_close(client *c) {
     curl_global_cleanup();
     free(c);
 }
+
+void client_set_timeout(client *c, long timeout_ms) { c->timeout_ms = timeout_ms; }
 
 const char *client_url(const client *c) { return c->base; }
 int client_last_status(const client *c) { return c->last_status; }
@@ -326,6 +329,7 @@ static int perform(client *c, const char *method, const char *path, const cJSON 
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "nstack/" NSTACK_VERSION);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+    if (c->timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);

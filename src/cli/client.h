@@ -34,6 +34,9 @@ typedef struct client client;
 client *client_open(const char *host_spec, char *err, size_t errlen);
 void client_close(client *c);
 const char *client_url(const client *c); /* the base URL */
+/* A limit on each whole request from now on, in ms (0, the default: none;
+ * generations may take as long as they take). */
+void client_set_timeout(client *c, long timeout_ms);
 
 /* One request with a JSON body (body NULL: none). On a 2xx answer returns 0
  * and *out (when out is not NULL) gets the parsed body, NULL when it is

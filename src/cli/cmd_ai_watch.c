@@ -318,6 +318,9 @@ int ai_watch(int argc, char **argv) {
     client *c = NULL;
     int rc = open_client(client_host_spec(host), &c);
     if (rc != NS_EXIT_OK) return rc;
+    /* a server that accepts and never answers must not freeze the view
+     * (and its q key): each poll gives up after 2 s and shows it unreachable */
+    client_set_timeout(c, 2000);
 
     watch_data *d = malloc(sizeof *d);
     char *frame = malloc(FRAME_CAP), *out = malloc((size_t)FRAME_CAP * 2);
