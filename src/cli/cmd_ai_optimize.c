@@ -11,6 +11,7 @@
 #include "ai.h"
 #include "cli.h"
 #include "runtime/placement.h"
+#include "util/size.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -152,6 +153,7 @@ static int print_json(const ns_placement *pl, const char *path, const char *vram
 }
 
 int ai_optimize(int argc, char **argv) {
+    char serr[256] = ""; /* why a size did not parse, for the message at bad: */
     const char *path = NULL, *vram_arg = "auto";
     long long ctx = 0, parallel = 0, batch = 0, gpu = 0;
     ns_kv_type kv = NS_KV_F16;
@@ -173,10 +175,10 @@ int ai_optimize(int argc, char **argv) {
         } else if (strcmp(a, "--vram") == 0) {
             if (!(vram_arg = v = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
             int64_t tmp;
-            if (strcmp(vram_arg, "auto") != 0 && !ns_placement_parse_size(vram_arg, &tmp)) goto bad;
+            if (strcmp(vram_arg, "auto") != 0 && ns_size_parse(vram_arg, &tmp, serr, sizeof serr) != 0) goto bad;
         } else if (strcmp(a, "--reserve") == 0) {
             if (!(v = cli_value(argc, argv, &i))) return NS_EXIT_USAGE;
-            if (!ns_placement_parse_size(v, &reserve)) goto bad;
+            if (ns_size_parse(v, &reserve, serr, sizeof serr) != 0) goto bad;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
         } else if (strcmp(a, "--layers") == 0) {
@@ -193,7 +195,7 @@ int ai_optimize(int argc, char **argv) {
         }
         continue;
     bad:
-        fprintf(stderr, "nstack ai optimize: invalid value '%s' for %s\n", v, a);
+        fprintf(stderr, "nstack ai optimize: invalid value '%s' for %s%s%s\n", v, a, serr[0] ? ": " : "", serr);
         return NS_EXIT_USAGE;
     }
     if (!path) {
@@ -220,7 +222,7 @@ int ai_optimize(int argc, char **argv) {
             snprintf(note, sizeof note, " on GPU %lld (NVML)", gpu);
         }
     } else {
-        ns_placement_parse_size(vram_arg, &pp.vram_free);
+        ns_size_parse(vram_arg, &pp.vram_free, serr, sizeof serr);
     }
 
     ns_placement pl;

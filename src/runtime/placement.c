@@ -315,37 +315,3 @@ int64_t ns_placement_gpu_free(int index, char *why, size_t whylen) {
     return free_b;
 }
 
-bool ns_placement_parse_size(const char *s, int64_t *out) {
-    static const struct {
-        const char *unit;
-        double mult;
-    } units[] = {
-        {"", 1},          {"b", 1},         {"k", 1024.0},     {"ki", 1024.0},       {"kib", 1024.0},
-        {"kb", 1e3},      {"m", 1048576.0}, {"mi", 1048576.0}, {"mib", 1048576.0},   {"mb", 1e6},
-        {"g", 1073741824.0}, {"gi", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},
-        {"t", 1099511627776.0}, {"ti", 1099511627776.0}, {"tib", 1099511627776.0}, {"tb", 1e12},
-    };
-    if (!s) return false;
-    /* digits with at most one decimal point: no signs, exponents, hex, inf */
-    const char *q = s;
-    int digits = 0, dots = 0;
-    for (; isdigit((unsigned char)*q) || *q == '.'; q++) {
-        if (*q == '.') dots++;
-        else digits++;
-    }
-    if (digits == 0 || dots > 1) return false;
-    double v = strtod(s, NULL);
-    while (*q == ' ') q++;
-    char unit[8];
-    if (strlen(q) >= sizeof unit) return false;
-    snprintf(unit, sizeof unit, "%s", q);
-    for (char *u = unit; *u; u++) *u = (char)tolower((unsigned char)*u);
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(unit, units[i].unit) != 0) continue;
-        double b = floor(v * units[i].mult + 0.5);
-        if (!(b >= 0) || b > 4611686018427387904.0) return false; /* 2^62 */
-        *out = (int64_t)b;
-        return true;
-    }
-    return false;
-}

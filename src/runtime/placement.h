@@ -99,10 +99,5 @@ int ns_placement_auto_num_gpu(const ns_gguf *g, const ns_placement_params *p);
  * gets a short reason when 0 is returned because of that, or "". */
 int64_t ns_placement_gpu_free(int index, char *why, size_t whylen);
 
-/* "8GiB", "512MiB", "1.5GB", "4096" (bytes), "2k", "0": binary units
- * K/Ki/KiB/M/MiB/G/GiB/T/TiB are powers of 1024; KB/MB/GB/TB powers of 1000
- * (as disks and vendors print them). Case-insensitive, optional space.
- * false for anything else or a value beyond 2^62. */
-bool ns_placement_parse_size(const char *s, int64_t *out);
 
 #endif

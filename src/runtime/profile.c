@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "util/duration.h"
+#include "util/size.h"
 #include "util/toml.h"
 #include "util/toml_fields.h"
 
@@ -116,43 +117,6 @@ bool ns_profile_name_ok(const char *s) {
 
 /* ---- sizes ---- */
 
-int ns_parse_size(const char *s, int64_t *out, char *err, size_t errlen) {
-    static const struct {
-        const char *unit;
-        double mult;
-    } units[] = {{"", 1},           {"b", 1},           {"kb", 1e3},        {"mb", 1e6},
-                 {"gb", 1e9},       {"tb", 1e12},       {"kib", 1024.0},    {"mib", 1048576.0},
-                 {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
-    const char *p = s;
-    while (*p == ' ') p++;
-    if (!isdigit((unsigned char)*p)) {
-        snprintf(err, errlen, "must be a size such as \"1GiB\" or \"512MiB\", not \"%.40s\"", s);
-        return -1;
-    }
-    char *end;
-    errno = 0;
-    double v = strtod(p, &end);
-    if (errno || end == p || !isfinite(v)) {
-        snprintf(err, errlen, "must be a size such as \"1GiB\" or \"512MiB\", not \"%.40s\"", s);
-        return -1;
-    }
-    while (*end == ' ') end++;
-    size_t ulen = strlen(end);
-    while (ulen > 0 && end[ulen - 1] == ' ') ulen--;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strlen(units[i].unit) != ulen || strncasecmp(units[i].unit, end, ulen) != 0) continue;
-        double bytes = v * units[i].mult;
-        if (bytes >= 9.2e18) {
-            snprintf(err, errlen, "too large: \"%.40s\"", s);
-            return -1;
-        }
-        *out = (int64_t)llround(bytes);
-        return 0;
-    }
-    snprintf(err, errlen, "unknown unit \"%.*s\" (B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", (int)(ulen > 16 ? 16 : ulen),
-             end);
-    return -1;
-}
 
 void ns_format_size(int64_t b, char *buf, size_t buflen) {
     static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -195,7 +159,7 @@ static int get_size(const ns_toml_cx *cx, const ns_toml *v, const char *key, int
     if (ns_toml_type_of(v) != NS_TOML_STRING)
         return ns_toml_bad(cx, v, key, "must be a size string such as \"1GiB\", not %s", ns_toml_a_type(v));
     char e[256];
-    if (ns_parse_size(ns_toml_string(v), out, e, sizeof e)) return ns_toml_bad(cx, v, key, "%s", e);
+    if (ns_size_parse(ns_toml_string(v), out, e, sizeof e)) return ns_toml_bad(cx, v, key, "%s", e);
     return 0;
 }
 

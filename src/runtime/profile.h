@@ -83,10 +83,6 @@ const char *ns_profile_field_applies_to(ns_profile_field f);
 /* "latency" / "throughput". */
 const char *ns_profile_prefer_name(ns_profile_prefer p);
 
-/* A size: a non-negative integer of bytes, or a string "1GiB", "512 MiB",
- * "1.5GB", "4096" (units B, KB MB GB TB = 1000^n, KiB MiB GiB TiB = 1024^n,
- * any case). 0, or -1 with err. */
-int ns_parse_size(const char *s, int64_t *out, char *err, size_t errlen);
 /* "1GiB", "512MiB", "1.5GiB", "123B". */
 void ns_format_size(int64_t bytes, char *buf, size_t buflen);
 

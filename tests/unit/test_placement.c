@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "runtime/placement.h"
+#include "util/size.h"
 #include "runtime/runtime.h"
 #include "server/demo_model.h"
 #include "testutil.h"
@@ -349,27 +350,28 @@ static void test_errors(void **state) {
 static void test_parse_size(void **state) {
     (void)state;
     int64_t v = -1;
-    assert_true(ns_placement_parse_size("8GiB", &v));
+    char err[256];
+    assert_int_equal(ns_size_parse("8GiB", &v, err, sizeof err), 0);
     assert_int_equal(v, 8 * GIB);
-    assert_true(ns_placement_parse_size("512MiB", &v));
+    assert_int_equal(ns_size_parse("512MiB", &v, err, sizeof err), 0);
     assert_int_equal(v, 512 * MIB);
-    assert_true(ns_placement_parse_size("1.5GB", &v));
+    assert_int_equal(ns_size_parse("1.5GB", &v, err, sizeof err), 0);
     assert_int_equal(v, 1500000000);
-    assert_true(ns_placement_parse_size("1.5 gib", &v));
+    assert_int_equal(ns_size_parse("1.5 gib", &v, err, sizeof err), 0);
     assert_int_equal(v, 3 * GIB / 2);
-    assert_true(ns_placement_parse_size("4096", &v));
+    assert_int_equal(ns_size_parse("4096", &v, err, sizeof err), 0);
     assert_int_equal(v, 4096);
-    assert_true(ns_placement_parse_size("2k", &v));
+    assert_int_equal(ns_size_parse("2k", &v, err, sizeof err), 0);
     assert_int_equal(v, 2048);
-    assert_true(ns_placement_parse_size("0", &v));
+    assert_int_equal(ns_size_parse("0", &v, err, sizeof err), 0);
     assert_int_equal(v, 0);
-    assert_true(ns_placement_parse_size("24G", &v));
+    assert_int_equal(ns_size_parse("24G", &v, err, sizeof err), 0);
     assert_int_equal(v, 24 * GIB);
     const char *bad[] = {"", "GiB", "-1GiB", "1..5G", "1e9", "0x10", "12 parsecs", "8GiBs", "inf", "99999999999T", NULL};
     for (int i = 0; bad[i]; i++) {
-        if (ns_placement_parse_size(bad[i], &v)) fail_msg("'%s' parsed", bad[i]);
+        if (ns_size_parse(bad[i], &v, err, sizeof err) == 0) fail_msg("'%s' parsed", bad[i]);
     }
-    assert_false(ns_placement_parse_size(NULL, &v));
+    assert_int_equal(ns_size_parse(NULL, &v, err, sizeof err), -1);
 }
 
 /* ---- the runtime's num_gpu auto --------------------------------------- */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runtime/profile.h"
+#include "util/size.h"
 
 static char dir[256];
 
@@ -73,20 +74,20 @@ static void test_sizes(void **state) {
     (void)state;
     int64_t v;
     char err[256];
-    assert_int_equal(ns_parse_size("1GiB", &v, err, sizeof err), 0);
+    assert_int_equal(ns_size_parse("1GiB", &v, err, sizeof err), 0);
     assert_int_equal(v, 1LL << 30);
-    assert_int_equal(ns_parse_size("512 MiB", &v, err, sizeof err), 0);
+    assert_int_equal(ns_size_parse("512 MiB", &v, err, sizeof err), 0);
     assert_int_equal(v, 512LL << 20);
-    assert_int_equal(ns_parse_size("1.5gib", &v, err, sizeof err), 0);
+    assert_int_equal(ns_size_parse("1.5gib", &v, err, sizeof err), 0);
     assert_int_equal(v, 3LL << 29);
-    assert_int_equal(ns_parse_size("2GB", &v, err, sizeof err), 0);
+    assert_int_equal(ns_size_parse("2GB", &v, err, sizeof err), 0);
     assert_int_equal(v, 2000000000LL);
-    assert_int_equal(ns_parse_size("4096", &v, err, sizeof err), 0);
+    assert_int_equal(ns_size_parse("4096", &v, err, sizeof err), 0);
     assert_int_equal(v, 4096);
-    assert_int_equal(ns_parse_size("1 parsec", &v, err, sizeof err), -1);
+    assert_int_equal(ns_size_parse("1 parsec", &v, err, sizeof err), -1);
     assert_non_null(strstr(err, "unknown unit"));
-    assert_int_equal(ns_parse_size("-1GiB", &v, err, sizeof err), -1);
-    assert_int_equal(ns_parse_size("GiB", &v, err, sizeof err), -1);
+    assert_int_equal(ns_size_parse("-1GiB", &v, err, sizeof err), -1);
+    assert_int_equal(ns_size_parse("GiB", &v, err, sizeof err), -1);
     char buf[32];
     ns_format_size(1LL << 30, buf, sizeof buf);
     assert_string_equal(buf, "1GiB");
