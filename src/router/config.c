@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "util/duration.h"
+#include "util/size.h"
 #include "util/toml.h"
 #include "util/toml_fields.h"
 
@@ -210,6 +211,11 @@ static int read_router(const ns_toml_cx *cx, const ns_toml *r, ns_router_config 
             rc = get_duration(cx, v, key, &c->health_backoff_max_ns);
         } else if (strcmp(k, "audit_log") == 0) {
             rc = ns_toml_get_string(cx, v, key, c->audit_log, sizeof c->audit_log);
+        } else if (strcmp(k, "audit_max_size") == 0) {
+            char text[64], why[256];
+            rc = ns_toml_get_string(cx, v, key, text, sizeof text);
+            if (rc == 0 && ns_size_parse(text, &c->audit_max_size, why, sizeof why) != 0)
+                rc = ns_toml_bad(cx, v, key, "%s", why);
         } else if (strcmp(k, "tokenizer") == 0) {
             rc = ns_toml_get_string(cx, v, key, c->tokenizer, sizeof c->tokenizer);
         } else if (strcmp(k, "force") == 0) {
@@ -239,6 +245,7 @@ void ns_router_config_defaults(ns_router_config *c) {
     c->mode_timeout_ns = 300000000LL;
     c->health_interval_ns = 2000000000LL;
     c->health_backoff_max_ns = 30000000000LL;
+    c->audit_max_size = (int64_t)100 << 20;
     snprintf(c->force_header, sizeof c->force_header, "X-Force-Big");
     snprintf(c->force_model, sizeof c->force_model, "big");
     snprintf(c->force_tag, sizeof c->force_tag, "#force_big");

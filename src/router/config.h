@@ -9,6 +9,7 @@
  *     health_interval = "2s"          # health checks; failures back off to health_backoff_max
  *     health_backoff_max = "30s"
  *     audit_log = "/var/log/nstack/route.jsonl"   # default: $NSTACK_ROUTE_LOG or the data dir's route.jsonl
+ *     audit_max_size = "100MiB"       # past this the log becomes route.jsonl.1 and a new one starts; "0": no limit
  *     tokenizer = "/models/small.gguf"  # a GGUF whose tokenizer estimates prompt tokens; default: bytes / 4
  *
  *     [router.force]
@@ -64,6 +65,7 @@ typedef struct {
     int64_t health_interval_ns;    /* default 2 s */
     int64_t health_backoff_max_ns; /* default 30 s */
     char audit_log[4096];      /* default "": $NSTACK_ROUTE_LOG, else the data dir's route.jsonl */
+    int64_t audit_max_size;    /* bytes; default 100 MiB; 0: no limit */
     char tokenizer[4096];      /* default "": bytes / 4 */
     char force_header[64];     /* default "X-Force-Big"; "" off */
     char force_model[64];      /* default "big"; "" off */

@@ -577,7 +577,7 @@ ns_router *ns_router_start(const ns_router_config *cfg, char *err, size_t errlen
     }
     char host[256];
     int port;
-    if (!(r->audit = ns_audit_open(cfg->audit_log, err, errlen)) || setup(r, cfg, false, err, errlen) != 0 ||
+    if (!(r->audit = ns_audit_open(cfg->audit_log, cfg->audit_max_size, err, errlen)) || setup(r, cfg, false, err, errlen) != 0 ||
         ns_server_parse_host(cfg->listen, host, sizeof host, &port, err, errlen) != 0)
         goto fail;
     ns_http_config hc = {.host = host, .port = port, .max_body = 32u << 20};

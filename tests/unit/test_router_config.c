@@ -43,6 +43,7 @@ static void test_full_example(void **state) {
                       "mode_timeout = \"250ms\"\n"
                       "health_interval = \"5s\"\n"
                       "health_backoff_max = \"1m\"\n"
+                      "audit_max_size = \"8MiB\"\n"
                       "audit_log = \"/var/log/nstack/route.jsonl\"\n"
                       "tokenizer = \"/models/small.gguf\"\n"
                       "\n"
@@ -81,6 +82,7 @@ static void test_full_example(void **state) {
     assert_int_equal(c.mode_timeout_ns, 250000000LL);
     assert_int_equal(c.health_interval_ns, 5 * SEC);
     assert_int_equal(c.health_backoff_max_ns, 60 * SEC);
+    assert_int_equal(c.audit_max_size, 8 << 20);
     assert_string_equal(c.audit_log, "/var/log/nstack/route.jsonl");
     assert_string_equal(c.tokenizer, "/models/small.gguf");
     assert_string_equal(c.force_header, "X-Big");
@@ -122,6 +124,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.mode_timeout_ns, 300000000LL);
     assert_int_equal(c.health_interval_ns, 2 * SEC);
     assert_int_equal(c.health_backoff_max_ns, 30 * SEC);
+    assert_int_equal(c.audit_max_size, 100 << 20);
     assert_string_equal(c.audit_log, "");
     assert_string_equal(c.tokenizer, "");
     assert_string_equal(c.force_header, "X-Force-Big");
@@ -232,6 +235,9 @@ static void test_router_errors(void **state) {
     expect_router_line_err("health_interval = 2",
                            "r.toml:2: router.health_interval: must be a duration string such as \"2s\", not an integer");
     expect_router_line_err("health_backoff_max = \"\"", "r.toml:2: router.health_backoff_max: empty duration");
+    expect_router_line_err("audit_max_size = \"12 parsecs\"",
+                           "r.toml:2: router.audit_max_size: unknown unit \"parsecs\" (B, KiB, MiB, GiB, TiB or K, M, G, T; "
+                           "KB, MB, GB, TB for powers of 1000)");
     expect_router_line_err("mode_timeout = \"-300ms\"", "r.toml:2: router.mode_timeout: must not be negative");
     expect_router_line_err("mode_url = \"ftp://big/mode\"", "r.toml:2: router.mode_url: must start with http:// or https://");
     expect_router_line_err("mode_url = \"https:///\"", "r.toml:2: router.mode_url: has no host");
