@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "util/duration.h"
+#include "util/paths.h"
 #include "util/size.h"
 #include "util/toml.h"
 #include "util/toml_fields.h"
@@ -271,25 +272,16 @@ int ns_router_config_parse(const char *text, size_t len, const char *name, ns_ro
 }
 
 int ns_router_config_load(const char *path, ns_router_config *c, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    char *text, why[256];
+    size_t n;
+    if (ns_read_small_file(path, MAX_FILE_BYTES, &text, &n, why, sizeof why) != 0) {
+        if (errno == EFBIG) snprintf(err, errlen, "%s: %s", path, why);
+        else snprintf(err, errlen, "cannot read %s: %s", path, why);
         return -1;
     }
-    char *text = malloc(MAX_FILE_BYTES + 1);
-    if (!text) {
-        fclose(f);
-        snprintf(err, errlen, "cannot read %s: out of memory", path);
-        return -1;
-    }
-    size_t n = fread(text, 1, MAX_FILE_BYTES + 1, f);
-    int read_errno = ferror(f) ? errno : 0;
-    fclose(f);
     int rc = -1;
     bool found = false;
-    if (read_errno) snprintf(err, errlen, "cannot read %s: %s", path, strerror(read_errno));
-    else if (n > MAX_FILE_BYTES) snprintf(err, errlen, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
-    else if (ns_router_config_parse(text, n, path, c, &found, err, errlen) == 0) {
+    if (ns_router_config_parse(text, n, path, c, &found, err, errlen) == 0) {
         if (found) rc = 0;
         else snprintf(err, errlen, "%s: no [router] table", path);
     }

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "util/duration.h"
+#include "util/paths.h"
 #include "util/size.h"
 #include "util/toml.h"
 #include "util/toml_fields.h"
@@ -259,23 +260,13 @@ out:
 }
 
 int ns_profile_load_file(const char *path, const char *name, ns_profile *out, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    char *buf, why[256];
+    size_t n;
+    if (ns_read_small_file(path, MAX_FILE_BYTES, &buf, &n, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%.700s: %.200s", path, why);
         return -1;
     }
-    char *buf = malloc(MAX_FILE_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_FILE_BYTES + 1, f) : 0;
-    bool ioerr = ferror(f);
-    fclose(f);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    int rc = -1;
-    if (ioerr) snprintf(err, errlen, "%s: read error", path);
-    else if (n > MAX_FILE_BYTES) snprintf(err, errlen, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
-    else rc = ns_profile_parse(buf, n, path, name, out, err, errlen);
+    int rc = ns_profile_parse(buf, n, path, name, out, err, errlen);
     free(buf);
     return rc;
 }

@@ -3,14 +3,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "util/duration.h"
 #include "util/log.h"
@@ -114,43 +112,17 @@ static void now_rfc3339(char *buf, size_t len) { ns_time_format_rfc3339(ns_now_w
 /* 1 and *out from the file, 0 when there is no file, -1 with err when it
  * exists but cannot be read or parsed. */
 static int read_state(const char *path, ns_mode_state *out, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return 0;
-        snprintf(err, errlen, "%s", strerror(errno));
-        return -1;
-    }
-    char *buf = malloc(MAX_FILE_BYTES + 1);
-    size_t n = 0;
-    int rc = -1;
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    for (;;) {
-        ssize_t k = read(fd, buf + n, MAX_FILE_BYTES + 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            snprintf(err, errlen, "%s", strerror(errno));
-            goto out;
-        }
-        if (k == 0) break;
-        n += (size_t)k;
-        if (n > MAX_FILE_BYTES) {
-            snprintf(err, errlen, "larger than %d bytes", MAX_FILE_BYTES);
-            goto out;
-        }
-    }
+    char *buf;
+    size_t n;
+    if (ns_read_small_file(path, MAX_FILE_BYTES, &buf, &n, err, errlen) != 0) return errno == ENOENT ? 0 : -1;
     char perr[128];
+    int rc = 1;
     if (ns_mode_parse_state(buf, n, out, perr, sizeof perr) != 0) {
         if (n == 0) snprintf(err, errlen, "empty file");
         else snprintf(err, errlen, "%s", perr);
-        goto out;
+        rc = -1;
     }
-    rc = 1;
-out:
     free(buf);
-    close(fd);
     return rc;
 }
 

@@ -2,13 +2,11 @@
 #include "profile_state.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "util/duration.h"
 #include "util/log.h"
@@ -38,34 +36,10 @@ static void now_rfc3339(char *buf, size_t len) { ns_time_format_rfc3339(ns_now_w
 /* 1 with name/since/by, 0 no file, -1 with err. */
 static int read_state(const char *path, char *name, size_t namelen, char *since, size_t sincelen, char *by,
                       size_t bylen, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return 0;
-        snprintf(err, errlen, "%s", strerror(errno));
-        return -1;
-    }
-    char *buf = malloc(MAX_FILE_BYTES + 1);
-    size_t n = 0;
+    char *buf;
+    size_t n;
+    if (ns_read_small_file(path, MAX_FILE_BYTES, &buf, &n, err, errlen) != 0) return errno == ENOENT ? 0 : -1;
     int rc = -1;
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        close(fd);
-        return -1;
-    }
-    for (;;) {
-        ssize_t k = read(fd, buf + n, MAX_FILE_BYTES + 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            snprintf(err, errlen, "%s", strerror(errno));
-            goto out;
-        }
-        if (k == 0) break;
-        n += (size_t)k;
-        if (n > MAX_FILE_BYTES) {
-            snprintf(err, errlen, "larger than %d bytes", MAX_FILE_BYTES);
-            goto out;
-        }
-    }
     cJSON *j = cJSON_ParseWithLength(buf, n);
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
     if (!cJSON_IsObject(j)) snprintf(err, errlen, n == 0 ? "empty file" : "not a JSON object");
@@ -79,9 +53,7 @@ static int read_state(const char *path, char *name, size_t namelen, char *since,
         rc = 1;
     }
     cJSON_Delete(j);
-out:
     free(buf);
-    close(fd);
     return rc;
 }
 

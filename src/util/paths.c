@@ -54,6 +54,40 @@ int ns_mkdir_p(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
+int ns_read_small_file(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen) {
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(max + 1);
+    size_t n = 0;
+    int e = buf ? 0 : ENOMEM;
+    while (!e) {
+        /* one byte past max tells a file of exactly max from a longer one */
+        ssize_t k = read(fd, buf + n, max + 1 - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) e = errno;
+        else if (k == 0) break;
+        else if ((n += (size_t)k) > max) e = EFBIG;
+    }
+    close(fd);
+    if (e) {
+        if (e == EFBIG) snprintf(err, errlen, "larger than %zu bytes", max);
+        else if (e == ENOMEM) snprintf(err, errlen, "out of memory");
+        else snprintf(err, errlen, "%s", strerror(e));
+        free(buf);
+        errno = e;
+        return -1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 static int write_all(int fd, const char *p, size_t n) {
     while (n > 0) {
         ssize_t k = write(fd, p, n);

@@ -16,6 +16,13 @@ int ns_data_path(const char *env, const char *leaf, const char *what, char *out,
  * Permission denied", "/x is not a directory"). */
 int ns_mkdir_p(const char *dir, char *err, size_t errlen);
 
+/* The whole of a small file (a config or state file), NUL-terminated:
+ * *out malloc'd, *len its length. 0, or -1 with errno set and err holding
+ * the reason alone, for the caller to put in context: strerror's text
+ * (ENOENT when there is no file, which callers often accept), "larger than
+ * N bytes" (EFBIG: a wrong path, not a config), "out of memory" (ENOMEM). */
+int ns_read_small_file(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen);
+
 /* Replaces the file at path with len bytes of data so that a crash leaves
  * the old file or the new one, never half of one: a temporary file beside
  * it, fsync, rename, then fsync of the directory (so the rename itself
