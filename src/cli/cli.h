@@ -41,6 +41,14 @@ bool cli_parse_kv_type(const char *s, ns_kv_type *out);
 /* For "--opt VALUE": the value, advancing *i; NULL (with a message) when missing. */
 const char *cli_value(int argc, char **argv, int *i);
 
+/* NAME VALUE or NAME=VALUE at argv[*i]: 1 taken (*val set, *i advanced
+ * past a separate value), 0 another option, -1 the value is missing
+ * (said). */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
+
+/* -h or --help */
+bool cli_is_help(const char *a);
+
 /* Monotonic seconds. */
 double cli_now(void);
 

@@ -1,3 +1,4 @@
+#include "cli.h"
 #include "client.h"
 
 #include <ctype.h>
@@ -162,6 +163,19 @@ void client_close(client *c) {
     curl_easy_cleanup(c->curl);
     curl_global_cleanup();
     free(c);
+}
+
+int client_open_cli(const char *host_spec, client **c) {
+    char err[512], url[1024];
+    if (client_base_url_for(host_spec, url, sizeof url, err, sizeof err) != 0) {
+        fprintf(stderr, "nstack: %s\n", err);
+        return NS_EXIT_USAGE;
+    }
+    if (!(*c = client_open(host_spec, err, sizeof err))) {
+        fprintf(stderr, "nstack: %s\n", err);
+        return NS_EXIT_FAIL;
+    }
+    return NS_EXIT_OK;
 }
 
 void client_set_timeout(client *c, long timeout_ms) { c->timeout_ms = timeout_ms; }

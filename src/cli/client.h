@@ -33,6 +33,9 @@ typedef struct client client;
 /* NULL with err for a bad host spec or no memory. */
 client *client_open(const char *host_spec, char *err, size_t errlen);
 void client_close(client *c);
+/* client_open for a command: NS_EXIT_OK with *c, or the exit code after
+ * saying why on stderr (a bad host spec is a usage error). */
+int client_open_cli(const char *host_spec, client **c);
 const char *client_url(const client *c); /* the base URL */
 /* A limit on each whole request from now on, in ms (0, the default: none;
  * generations may take as long as they take). */

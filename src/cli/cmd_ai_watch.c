@@ -30,38 +30,6 @@
 
 /* ---- options shared by both commands ---- */
 
-/* NAME VALUE or NAME=VALUE at argv[*i]: 1 taken (*val set), 0 another
- * option, -1 the value is missing (said). */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **val) {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) return 0;
-    if (a[n] == '=') {
-        *val = a + n + 1;
-        return 1;
-    }
-    if (a[n] != 0) return 0;
-    const char *v = cli_value(argc, argv, i);
-    if (!v) return -1;
-    *val = v;
-    return 1;
-}
-
-static bool is_help(const char *a) { return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0; }
-
-static int open_client(const char *spec, client **c) {
-    char err[512], url[1024];
-    if (client_base_url_for(spec, url, sizeof url, err, sizeof err) != 0) {
-        fprintf(stderr, "nstack: %s\n", err);
-        return NS_EXIT_USAGE;
-    }
-    if (!(*c = client_open(spec, err, sizeof err))) {
-        fprintf(stderr, "nstack: %s\n", err);
-        return NS_EXIT_FAIL;
-    }
-    return NS_EXIT_OK;
-}
-
 /* Log lines (NVML's "no GPU" note) would land in the middle of the frame:
  * only errors, unless the user asked for a level. */
 static void quiet_logs(void) {
@@ -287,17 +255,17 @@ int ai_watch(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
-        if ((r = opt_value(argc, argv, &i, "--host", &v)) != 0) {
+        if ((r = cli_opt_value(argc, argv, &i, "--host", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             host = v;
-        } else if ((r = opt_value(argc, argv, &i, "--interval", &v)) != 0) {
+        } else if ((r = cli_opt_value(argc, argv, &i, "--interval", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             interval_s = v;
         } else if (strcmp(argv[i], "--once") == 0) {
             once = true;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
-        } else if (is_help(argv[i])) {
+        } else if (cli_is_help(argv[i])) {
             watch_usage(stdout);
             return NS_EXIT_OK;
         } else {
@@ -316,7 +284,7 @@ int ai_watch(int argc, char **argv) {
     }
     quiet_logs();
     client *c = NULL;
-    int rc = open_client(client_host_spec(host), &c);
+    int rc = client_open_cli(client_host_spec(host), &c);
     if (rc != NS_EXIT_OK) return rc;
     /* a server that accepts and never answers must not freeze the view
      * (and its q key): each poll gives up after 2 s and shows it unreachable */
@@ -531,26 +499,26 @@ int ai_benchmark(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
-        if ((r = opt_value(argc, argv, &i, "--host", &v)) != 0) {
+        if ((r = cli_opt_value(argc, argv, &i, "--host", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             host = v;
-        } else if ((r = opt_value(argc, argv, &i, "--runtime", &v)) != 0) {
+        } else if ((r = cli_opt_value(argc, argv, &i, "--runtime", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             runtime = v;
-        } else if ((r = opt_value(argc, argv, &i, "--model", &v)) != 0) {
+        } else if ((r = cli_opt_value(argc, argv, &i, "--model", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             model_opt = v;
-        } else if ((r = opt_value(argc, argv, &i, "--prompt", &v)) != 0) {
+        } else if ((r = cli_opt_value(argc, argv, &i, "--prompt", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             prompt = v;
-        } else if ((r = opt_value(argc, argv, &i, "--tokens", &v)) != 0) {
+        } else if ((r = cli_opt_value(argc, argv, &i, "--tokens", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             if (!cli_parse_int(v, 1, 1000000, &tokens)) {
                 fprintf(stderr, "nstack ai %s: --tokens must be a whole number from 1 to 1000000 (got '%s')\n",
                         argv[0], v);
                 return NS_EXIT_USAGE;
             }
-        } else if ((r = opt_value(argc, argv, &i, "--runs", &v)) != 0) {
+        } else if ((r = cli_opt_value(argc, argv, &i, "--runs", &v)) != 0) {
             if (r < 0) return NS_EXIT_USAGE;
             if (!cli_parse_int(v, 1, BENCH_MAX_RUNS, &runs)) {
                 fprintf(stderr, "nstack ai %s: --runs must be a whole number from 1 to %d (got '%s')\n", argv[0],
@@ -559,7 +527,7 @@ int ai_benchmark(int argc, char **argv) {
             }
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
-        } else if (is_help(argv[i])) {
+        } else if (cli_is_help(argv[i])) {
             bench_usage(stdout);
             return NS_EXIT_OK;
         } else {
@@ -574,7 +542,7 @@ int ai_benchmark(int argc, char **argv) {
         return NS_EXIT_USAGE;
     }
     client *c = NULL;
-    int rc = open_client(runtime ? runtime : client_host_spec(host), &c);
+    int rc = client_open_cli(runtime ? runtime : client_host_spec(host), &c);
     if (rc != NS_EXIT_OK) return rc;
     char *model = model_opt ? strdup(model_opt) : default_model(c);
     if (!model) {
@@ -590,7 +558,6 @@ int ai_benchmark(int argc, char **argv) {
     cJSON_AddNumberToObject(opts, "temperature", 0);
     cJSON_AddNumberToObject(opts, "seed", 42);
     cJSON_AddNumberToObject(opts, "num_predict", (double)tokens);
-
 
     bench_result results[BENCH_MAX_RUNS];
     char err[1024];

@@ -21,22 +21,9 @@
 
 static const char HOST_HELP[] = "  --host URL        the server (default: NSTACK_HOST or " CLIENT_DEFAULT_HOST ")\n";
 
-/* --host VALUE or --host=VALUE at argv[*i]: 1 taken, 0 another option,
- * -1 the value is missing. */
 static int host_option(int argc, char **argv, int *i, const char **host) {
-    const char *a = argv[*i];
-    if (strncmp(a, "--host=", 7) == 0) {
-        *host = a + 7;
-        return 1;
-    }
-    if (strcmp(a, "--host") != 0) return 0;
-    const char *v = cli_value(argc, argv, i);
-    if (!v) return -1;
-    *host = v;
-    return 1;
+    return cli_opt_value(argc, argv, i, "--host", host);
 }
-
-static bool is_help(const char *a) { return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0; }
 
 static int usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -51,21 +38,7 @@ static int usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, 
     return NS_EXIT_USAGE;
 }
 
-/* NS_EXIT_OK with *c, or the exit code after saying why (a bad host spec
- * is a usage error). */
-static int open_client(const char *host, client **c) {
-    char err[512], url[1024];
-    const char *spec = client_host_spec(host);
-    if (client_base_url_for(spec, url, sizeof url, err, sizeof err) != 0) {
-        fprintf(stderr, "nstack: %s\n", err);
-        return NS_EXIT_USAGE;
-    }
-    if (!(*c = client_open(spec, err, sizeof err))) {
-        fprintf(stderr, "nstack: %s\n", err);
-        return NS_EXIT_FAIL;
-    }
-    return NS_EXIT_OK;
-}
+static int open_client(const char *host, client **c) { return client_open_cli(client_host_spec(host), c); }
 
 static int fail(client *c, const char *err) {
     fprintf(stderr, "nstack: %s\n", err);
@@ -118,7 +91,7 @@ static int fetch_model_list(int argc, char **argv, const char *cmd, void (*usage
         int h = host_option(argc, argv, &i, &host);
         if (h < 0) return NS_EXIT_USAGE;
         if (h > 0) continue;
-        if (is_help(argv[i])) {
+        if (cli_is_help(argv[i])) {
             usage(stdout);
             return NS_EXIT_OK;
         }
@@ -345,7 +318,7 @@ int cmd_show(int argc, char **argv) {
         int h = host_option(argc, argv, &i, &host);
         if (h < 0) return NS_EXIT_USAGE;
         if (h > 0) continue;
-        if (is_help(a)) {
+        if (cli_is_help(a)) {
             show_usage(stdout);
             return NS_EXIT_OK;
         }
@@ -424,7 +397,7 @@ int cmd_load(int argc, char **argv) {
         int h = host_option(argc, argv, &i, &host);
         if (h < 0) return NS_EXIT_USAGE;
         if (h > 0) continue;
-        if (is_help(a)) {
+        if (cli_is_help(a)) {
             load_usage(stdout);
             return NS_EXIT_OK;
         }
@@ -495,7 +468,7 @@ int cmd_stop(int argc, char **argv) {
         int h = host_option(argc, argv, &i, &host);
         if (h < 0) return NS_EXIT_USAGE;
         if (h > 0) continue;
-        if (is_help(a)) {
+        if (cli_is_help(a)) {
             stop_usage(stdout);
             return NS_EXIT_OK;
         }
@@ -604,7 +577,7 @@ int cmd_pull(int argc, char **argv) {
         int h = host_option(argc, argv, &i, &host);
         if (h < 0) return NS_EXIT_USAGE;
         if (h > 0) continue;
-        if (is_help(a)) {
+        if (cli_is_help(a)) {
             pull_usage(stdout);
             return NS_EXIT_OK;
         }
@@ -662,7 +635,7 @@ int cmd_rm(int argc, char **argv) {
         int h = host_option(argc, argv, &i, &host);
         if (h < 0) return NS_EXIT_USAGE;
         if (h > 0) continue;
-        if (is_help(a)) {
+        if (cli_is_help(a)) {
             rm_usage(stdout);
             return NS_EXIT_OK;
         }
@@ -718,7 +691,7 @@ int cmd_mode(int argc, char **argv) {
         int h = host_option(argc, argv, &i, &host);
         if (h < 0) return NS_EXIT_USAGE;
         if (h > 0) continue;
-        if (is_help(a)) {
+        if (cli_is_help(a)) {
             mode_usage(stdout);
             return NS_EXIT_OK;
         }

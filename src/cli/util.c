@@ -68,6 +68,23 @@ char *cli_read_all(const char *path, size_t *len) {
     return buf;
 }
 
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != 0) return 0;
+    const char *v = cli_value(argc, argv, i);
+    if (!v) return -1;
+    *val = v;
+    return 1;
+}
+
+bool cli_is_help(const char *a) { return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0; }
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
