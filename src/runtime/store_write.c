@@ -20,6 +20,7 @@
 #include "engine/quantize.h"
 #include "nstack/gguf.h"
 #include "util/log.h"
+#include "util/paths.h"
 
 #define MAX_MANIFEST_BYTES (1 << 20)
 
@@ -36,33 +37,6 @@ static int write_all(int fd, const void *data, size_t len)
             return -1;
         p += w;
         len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes data to a fresh temporary file next to final_path and renames it
- * into place, so the file appears whole or not at all. */
-static int write_atomically(const char *final_path, const void *data, size_t len, char *err, size_t errlen)
-{
-    char tmp[4400];
-    const char *slash = strrchr(final_path, '/');
-    int dirlen = slash ? (int)(slash - final_path) : 1;
-    snprintf(tmp, sizeof tmp, "%.*s/.tmp-XXXXXX", dirlen, slash ? final_path : ".");
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create a file next to %s: %s", final_path, strerror(errno));
-        return -1;
-    }
-    int ok = fchmod(fd, 0644) == 0 && write_all(fd, data, len) == 0 && fsync(fd) == 0;
-    int saved = errno;
-    if (close(fd) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, final_path) != 0) {
-        if (ok)
-            saved = errno;
-        snprintf(err, errlen, "cannot write %s: %s", final_path, strerror(saved));
-        unlink(tmp);
-        return -1;
     }
     return 0;
 }
@@ -160,7 +134,7 @@ static int put_blob_bytes(const char *root, const void *data, size_t len, char d
     ns_blob_path(root, digest, path, sizeof path);
     if (is_file(path))
         return 0;
-    return write_atomically(path, data, len, err, errlen);
+    return ns_write_file_durably(path, data, len, "blob", err, errlen);
 }
 
 /* Digests referenced by any manifest of root, gathered for collection. */
@@ -260,7 +234,7 @@ static int put_manifest(ns_store *s, const ns_model_name *n, const char *text, c
             ns_manifest_free(&m);
         }
     }
-    int rc = write_atomically(mpath, text, strlen(text), err, errlen);
+    int rc = ns_write_file_durably(mpath, text, strlen(text), "manifest", err, errlen);
     if (rc == 0)
         collect_garbage(s, &old);
     free(old.digests);

@@ -115,13 +115,14 @@ int ns_write_file_durably(const char *path, const void *data, size_t len, const 
         snprintf(err, errlen, "cannot write the %s %.300s: %s", what, path, derr);
         return -1;
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* unique beside the file, so concurrent writers never share a temp file */
+    snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", dir);
+    int fd = mkstemp(tmp);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot write the %s %.300s: %s", what, tmp, strerror(errno));
+        snprintf(err, errlen, "cannot write the %s %.300s: %s", what, path, strerror(errno));
         return -1;
     }
-    int rc = write_all(fd, data, len) || fsync(fd);
+    int rc = fchmod(fd, 0644) || write_all(fd, data, len) || fsync(fd); /* mkstemp makes it 0600 */
     int saved_errno = errno;
     if (close(fd) != 0 && !rc) {
         rc = 1;

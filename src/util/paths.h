@@ -23,10 +23,10 @@ int ns_mkdir_p(const char *dir, char *err, size_t errlen);
  * N bytes" (EFBIG: a wrong path, not a config), "out of memory" (ENOMEM). */
 int ns_read_small_file(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen);
 
-/* Replaces the file at path with len bytes of data so that a crash leaves
- * the old file or the new one, never half of one: a temporary file beside
- * it, fsync, rename, then fsync of the directory (so the rename itself
- * survives a power cut). Missing parent directories are created. `what`
+/* Replaces the file at path (mode 0644) with len bytes of data so that a
+ * crash leaves the old file or the new one, never half of one: a unique
+ * temporary file beside it, fsync, rename, then fsync of the directory (so
+ * the rename itself survives a power cut). Missing parent directories are created. `what`
  * names the file in errors ("cannot write the mode file /x: No space left
  * on device"). 0, or -1 with err. */
 int ns_write_file_durably(const char *path, const void *data, size_t len, const char *what, char *err,
