@@ -35,13 +35,7 @@ ns_audit *ns_audit_open(const char *path, int64_t max_size, char *err, size_t er
     if (path && *path) snprintf(a->path, sizeof a->path, "%s", path);
     else if (ns_data_path("NSTACK_ROUTE_LOG", "route.jsonl", "audit log", a->path, sizeof a->path, err, errlen) != 0)
         goto fail;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", a->path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if (ns_mkdir_p(dir, err, errlen) != 0) goto fail;
-    }
+    if (ns_mkdir_parent(a->path, err, errlen) != 0) goto fail;
     a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (a->fd < 0) {
         snprintf(err, errlen, "cannot open the audit log %.300s: %s", a->path, strerror(errno));

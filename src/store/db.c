@@ -213,19 +213,6 @@ static int grow(void **arr, int *cap, int n, size_t elem) {
     return 0;
 }
 
-/* Creates the directories above the file. */
-static int make_parents(const char *path, char *err, size_t errlen) {
-    char dir[4096];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        snprintf(err, errlen, "path too long: %.200s", path);
-        return -1;
-    }
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return 0; /* in the current directory, or in / */
-    *slash = '\0';
-    return ns_mkdir_p(dir, err, errlen);
-}
-
 int ns_db_default_path(char *out, size_t outlen, char *err, size_t errlen) {
     return ns_data_path("NSTACK_DB", "nstack.db", "database path", out, outlen, err, errlen);
 }
@@ -618,7 +605,7 @@ ns_db *ns_db_open_with(const char *path, const ns_db_options *opt, char *err, si
         destroy(db);
         return NULL;
     }
-    if (make_parents(path, err, errlen) != 0 ||
+    if (ns_mkdir_parent(path, err, errlen) != 0 ||
         open_conn(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db->wconn, err, errlen) != 0 ||
         setup_writer(db, err, errlen) != 0) {
         destroy(db);

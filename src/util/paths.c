@@ -54,6 +54,18 @@ int ns_mkdir_p(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
+int ns_mkdir_parent(const char *file, char *err, size_t errlen) {
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", file) >= (int)sizeof dir) {
+        snprintf(err, errlen, "path too long: %.200s", file);
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = '\0';
+    return ns_mkdir_p(dir, err, errlen);
+}
+
 int ns_read_small_file(const char *path, size_t max, char **out, size_t *len, char *err, size_t errlen) {
     *out = NULL;
     *len = 0;
@@ -101,20 +113,16 @@ static int write_all(int fd, const char *p, size_t n) {
 
 int ns_write_file_durably(const char *path, const void *data, size_t len, const char *what, char *err,
                           size_t errlen) {
-    char dir[4096], tmp[4200];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        snprintf(err, errlen, "%s path too long: %.200s", what, path);
-        return -1;
-    }
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    char derr[512];
-    if (ns_mkdir_p(dir, derr, sizeof derr) != 0) {
+    char tmp[4200], derr[512];
+    if (ns_mkdir_parent(path, derr, sizeof derr) != 0) {
         snprintf(err, errlen, "cannot write the %s %.300s: %s", what, path, derr);
         return -1;
     }
+    /* the directory, for the temp file beside the file and its fsync */
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     /* unique beside the file, so concurrent writers never share a temp file */
     snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", dir);
     int fd = mkstemp(tmp);

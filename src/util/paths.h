@@ -16,6 +16,10 @@ int ns_data_path(const char *env, const char *leaf, const char *what, char *out,
  * Permission denied", "/x is not a directory"). */
 int ns_mkdir_p(const char *dir, char *err, size_t errlen);
 
+/* ns_mkdir_p of the directory a file path is in (nothing to do for a file
+ * in "/" or the current directory). 0, or -1 with err. */
+int ns_mkdir_parent(const char *file, char *err, size_t errlen);
+
 /* The whole of a small file (a config or state file), NUL-terminated:
  * *out malloc'd, *len its length. 0, or -1 with errno set and err holding
  * the reason alone, for the caller to put in context: strerror's text
